@@ -1,0 +1,88 @@
+import os
+
+import numpy as np
+import pytest
+from image_files import cifar_records, write_bytes, write_image_folder, write_mnist
+
+from keras_tasks.pipelines.errors import DataError
+from keras_tasks.pipelines.image_datasets import make_image_source, parse_split, slice_bounds
+
+
+def take_all(source):
+    examples = list(source.dataset.as_numpy_iterator())
+    return np.stack([e["image"] for e in examples]), np.array([e["label"] for e in examples])
+
+
+def test_split_slices():
+    assert parse_split("train[:90%]") == ("train", None, "90%")
+    assert slice_bounds(100, None, "90%") == (0, 90)
+    assert slice_bounds(100, "-5", None) == (95, 100)
+    assert slice_bounds(10, "20%", "-2") == (2, 8)
+    with pytest.raises(ValueError, match="bad split"):
+        parse_split("train[1]")
+
+
+def test_named_mnist_from_data_dir(tmp_path):
+    arrays = write_mnist(tmp_path / "mnist", {"train": 12, "t10k": 5})
+    source = make_image_source("mnist", "train[2:]", data_dir=str(tmp_path), max_examples=4)
+    assert source.image_shape == (28, 28, 1) and source.num_examples == 4
+    assert source.label_names == tuple("0123456789")
+    images, labels = take_all(source)
+    np.testing.assert_array_equal(images[..., 0], arrays["train"][0][2:6])
+    np.testing.assert_array_equal(labels, [2, 3, 4, 5])
+    assert make_image_source("mnist", "test", data_dir=str(tmp_path)).num_examples == 5
+
+
+def test_mnist_uses_env_and_names_missing_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_TASKS_DATA", str(tmp_path))
+    write_mnist(tmp_path / "mnist", {"train": 3})
+    assert make_image_source("mnist").num_examples == 3
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte\\[.gz\\] not found.*tfds:mnist"):
+        make_image_source("mnist", "test")
+    with pytest.raises(DataError, match="no split 'validation'.*train\\[:55000\\]"):
+        make_image_source("mnist", "validation")
+
+
+def test_cifar10_falls_back_to_subset(tmp_path):
+    write_bytes(str(tmp_path / "cifar10_subset" / "test_batch_first1000.bin.gz"), cifar_records(3)[0], compress=True)
+    source = make_image_source("cifar10", "test", data_dir=str(tmp_path))
+    assert source.origin.endswith("cifar10_subset") and source.image_shape == (32, 32, 3)
+    assert source.label_names[0] == "airplane"
+
+
+def test_directory_formats_and_conversion(tmp_path):
+    write_mnist(tmp_path / "idx", {"train": 4}, compress=False)
+    source = make_image_source(str(tmp_path / "idx"), image_size=(32, 32), channels=3)
+    images, _ = take_all(source)
+    assert source.image_shape == (32, 32, 3) and images.shape == (4, 32, 32, 3)
+    write_bytes(str(tmp_path / "cif" / "data_batch_1.bin"), cifar_records(2)[0])
+    assert make_image_source(str(tmp_path / "cif")).num_examples == 2
+
+
+def test_image_folder_resized_to_first_image(tmp_path):
+    write_image_folder(tmp_path, classes=("a", "b"), per_class=2, size=(10, 12), channels=1)
+    write_image_folder(tmp_path, classes=("b",), per_class=1, size=(30, 20), channels=3, fmt="jpg", seed=1)
+    source = make_image_source(str(tmp_path), "train")
+    assert source.image_shape == (10, 12, 1) and source.label_names == ("a", "b")
+    images, labels = take_all(source)
+    assert images.shape == (5, 10, 12, 1) and images.dtype == np.uint8
+    assert sorted(labels) == [0, 0, 1, 1, 1]
+
+
+def test_unknown_dataset_and_empty_slice(tmp_path):
+    with pytest.raises(DataError, match="unknown image dataset"):
+        make_image_source("imagenet", data_dir=str(tmp_path))
+    write_mnist(tmp_path / "mnist", {"train": 3})
+    with pytest.raises(DataError, match="is empty"):
+        make_image_source("mnist", "train[5:]", data_dir=str(tmp_path))
+    with pytest.raises(DataError, match="not found.*tfds:cifar10"):
+        make_image_source("cifar10", data_dir=str(tmp_path / "none"))
+
+
+@pytest.mark.large
+def test_real_data_files_read():
+    """The shared offline files parse with the expected counts (reading only, no training)."""
+    root = os.environ["KERAS_TASKS_DATA"]
+    assert make_image_source("mnist", "test", data_dir=root).num_examples == 10000
+    source = make_image_source("cifar10_subset", "train", data_dir=root)
+    assert source.num_examples == 4000 and source.label_names[-1] == "truck"
