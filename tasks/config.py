@@ -1,0 +1,160 @@
+"""Frozen config dataclasses and the `--set section.key=value` / `--config FILE` overrides."""
+
+import dataclasses
+import json
+import os
+import typing
+
+import yaml
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Fields every task's data section has."""
+
+    dataset: str = ""  # a registered dataset name, a path to the user's data, or tfds:NAME
+    data_dir: typing.Optional[str] = None  # folder holding the datasets; default $KERAS_TASKS_DATA
+    max_examples: typing.Optional[int] = None  # cap on training examples, for quick runs
+    download: bool = False  # fetch a missing named dataset from its canonical source (checksum verified)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to fit: shared by every task (defaults can be changed per task)."""
+
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 50
+    optimizer: str = "adam"  # any keras.optimizers name: adam, adamw, adadelta, sgd, ...
+    learning_rate: float = 1e-3
+    weight_decay: typing.Optional[float] = None  # for optimizers that take it (adamw)
+    lr_schedule: str = "constant"  # constant | cosine | one_cycle
+    warmup_fraction: float = 0.0  # of all steps, for the cosine / one-cycle schedules
+    label_smoothing: float = 0.0
+    seed: int = 0  # weights init, shuffling and seeded splits
+    early_stopping_patience: typing.Optional[int] = None  # epochs without improvement; None: off
+    monitor: str = "val_accuracy"  # metric that picks the best checkpoint
+    steps_per_epoch: typing.Optional[int] = None  # cap per epoch (quick runs, smoke tests)
+    backup_every_steps: typing.Optional[int] = None  # also back up mid-epoch (resume after a kill)
+    mixed_precision: bool = False  # float16 compute, float32 variables (GPU)
+    jit_compile: bool = False  # XLA-compile the train step
+    verbose: str = "auto"  # auto: progress bars on a terminal, a line per epoch otherwise
+
+
+def _coerce(value, annotation):
+    """Convert a parsed YAML scalar/list to a dataclass field's type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0]) if len(inner) == 1 else value
+    if annotation in (int, float) and isinstance(value, str):
+        raise ValueError(f"expected a number, got {value!r}")
+    if annotation is bool and not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        return float(value)
+    if annotation is str:
+        return str(value)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        item_type = args[0] if args else str
+        return tuple(_coerce(v, item_type) for v in items)
+    return value
+
+
+def _parse_value(text):
+    value = yaml.safe_load(text) if text.strip() else ""
+    return value
+
+
+def replace_path(config, path, value):
+    """A copy of a nested frozen dataclass with `path` ("section.key") set to `value`."""
+    head, _, rest = path.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    if head not in fields:
+        raise KeyError(f"unknown config key {path!r}; known: {sorted(fields)}")
+    current = getattr(config, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise KeyError(f"{head!r} has no sub-keys (asked for {path!r})")
+        return dataclasses.replace(config, **{head: replace_path(current, rest, value)})
+    if dataclasses.is_dataclass(current):
+        if not isinstance(value, dict):
+            raise ValueError(f"{head!r} is a section; give a mapping, got {value!r}")
+        return apply_mapping(config, {head: value})
+    hints = typing.get_type_hints(type(config))
+    try:
+        return dataclasses.replace(config, **{head: _coerce(value, hints[head])})
+    except ValueError as e:
+        raise ValueError(f"bad value for {path!r}: {e}") from None
+
+
+def apply_mapping(config, mapping, prefix=""):
+    """Apply a nested dict (from a YAML/JSON file) onto a config."""
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        current = _get_path(config, path)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            config = apply_mapping(config, value, prefix=path + ".")
+        else:
+            config = replace_path(config, path, value)
+    return config
+
+
+def _get_path(config, path):
+    for part in path.split("."):
+        if not dataclasses.is_dataclass(config) or part not in {f.name for f in dataclasses.fields(config)}:
+            raise KeyError(f"unknown config key {path!r}")
+        config = getattr(config, part)
+    return config
+
+
+def apply_overrides(config, overrides):
+    """Apply `["section.key=value", ...]` (values parsed as YAML: 128, 0.5, [3, 4, 5], null)."""
+    for item in overrides or ():
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        config = replace_path(config, key.strip(), _parse_value(text))
+    return config
+
+
+def load_config_file(config, path):
+    """Apply a YAML or JSON file of nested sections onto a config."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        mapping = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {e}") from None
+    if mapping is None:
+        return config
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path}: expected a mapping of sections (data:, model:, train:)")
+    try:
+        return apply_mapping(config, mapping)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def from_dict(config_class, mapping):
+    return apply_mapping(config_class(), mapping)
+
+
+def write_json(path, payload):
+    """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,258 @@
+"""Sentence and document classification: TextCNN (Kim 2014) and BiLSTM + attention pooling.
+
+    keras-tasks train text_classification --model textcnn --dataset mr
+    keras-tasks train text_classification --model bilstm_attention --dataset trec
+"""
+
+import dataclasses
+import os
+import typing
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_tasks.layers import EMBEDDING_MODES, AttentionPooling, PretrainedEmbedding, TextCNNBlock
+from keras_tasks.pipelines import text as text_lib
+from keras_tasks.pipelines.batching import batch_dataset
+from keras_tasks.pipelines.text_datasets import load_text_splits
+from keras_tasks.tasks.base import Task, register_task
+from keras_tasks.tasks.config import DataConfig, TrainConfig
+
+MODELS = ("textcnn", "bilstm_attention")
+
+
+@dataclasses.dataclass(frozen=True)
+class TextDataConfig(DataConfig):
+    dataset: str = "mr"  # mr | sst2 | sst2_phrases | sst1 | trec | imdb | tfds:NAME | a file or folder of your own
+    folds: typing.Optional[int] = None  # k-fold cross-validation for datasets without a test split (set by --folds)
+    fold: int = 0  # which fold is the test split
+    validation_fraction: float = 0.1  # of train, when the dataset has no validation split
+    test_fraction: float = 0.1  # held out when the dataset has no test split and folds is unset
+    encoding: typing.Optional[str] = None  # file encoding of your own data (named datasets know theirs)
+    text_column: typing.Optional[str] = None  # TSV/CSV column of the text (default: sentence/text/review)
+    label_column: str = "label"  # TSV/CSV column of the label
+    max_tokens: typing.Optional[int] = 50000  # vocabulary size cap, including padding and OOV
+    min_count: int = 1  # words seen fewer times in train map to OOV
+    max_length: typing.Optional[int] = 400  # tokens kept per text (documents are truncated)
+    lowercase: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TextModelConfig:
+    name: str = "textcnn"  # textcnn | bilstm_attention
+    embedding_dim: int = 300  # ignored with pretrained vectors (their size is used)
+    embedding_mode: str = "rand"  # rand | static | non-static | multichannel (Kim 2014)
+    embeddings_path: typing.Optional[str] = None  # pretrained vectors (word2vec, GloVe, fastText, KeyedVectors)
+    embeddings_format: typing.Optional[str] = None  # detected from the file when unset
+    filter_sizes: typing.Tuple[int, ...] = (3, 4, 5)  # TextCNN n-gram widths
+    num_filters: int = 100  # TextCNN feature maps per width
+    hidden_dim: int = 150  # LSTM units per direction
+    num_layers: int = 1  # stacked BiLSTM layers
+    attention_dim: int = 100  # size of the attention scoring layer
+    dropout: float = 0.5
+    max_norm: typing.Optional[float] = 3.0  # l2 max-norm of the output layer's weight vectors (Kim)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextClassificationConfig:
+    data: TextDataConfig = dataclasses.field(default_factory=TextDataConfig)
+    model: TextModelConfig = dataclasses.field(default_factory=TextModelConfig)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(epochs=10, batch_size=50, optimizer="adam", learning_rate=1e-3)
+    )
+
+
+@register_task("text_classification")
+class TextClassificationTask(Task):
+    """Raw text to one label, with the tokenizer inside the exported model.
+
+    Serving (`serving_default`): `text` (string `[batch]`) to `label` (string),
+    `probabilities` (`[batch, classes]`); the BiLSTM + attention model also
+    returns `tokens` and their `attention` weights (`[batch, time]`).
+    """
+
+    config_class = TextClassificationConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.model.name not in MODELS:
+            raise ValueError(f"model.name must be one of {MODELS}, got {config.model.name!r}")
+        if config.model.embedding_mode not in EMBEDDING_MODES:
+            raise ValueError(f"model.embedding_mode must be one of {EMBEDDING_MODES}, got {config.model.embedding_mode!r}")
+        self.vectorizer = None
+        self.labels = None
+        self.pretrained = None
+
+    @classmethod
+    def presets(cls, model=None, dataset=None):
+        presets = {}
+        if dataset == "imdb" or (dataset or "").startswith("tfds:imdb"):
+            # Documents: fewer, longer examples.
+            presets.update({"train.batch_size": 32, "train.epochs": 4, "data.max_length": 400})
+        if model == "bilstm_attention":
+            presets.update({"train.epochs": 6 if dataset != "imdb" else 3})
+        return presets
+
+    # === Data ===
+
+    def load_data(self):
+        data = self.config.data
+        return load_text_splits(
+            data.dataset,
+            data_dir=data.data_dir,
+            seed=self.config.train.seed,
+            validation_fraction=data.validation_fraction,
+            test_fraction=data.test_fraction,
+            folds=data.folds,
+            fold=data.fold,
+            max_examples=data.max_examples,
+            encoding=data.encoding,
+            text_column=data.text_column,
+            label_column=data.label_column,
+            allow_download=data.download,
+        )
+
+    def num_examples(self, splits, split):
+        return len(splits.texts[split])
+
+    def adapt(self, splits, assets_dir):
+        data = self.config.data
+        counts = text_lib.count_tokens(splits.texts["train"], data.lowercase, data.max_length)
+        words = text_lib.build_vocabulary(counts, data.max_tokens, data.min_count)
+        text_lib.write_vocabulary(words, os.path.join(assets_dir, "vocabulary.txt"))
+        with open(os.path.join(assets_dir, "labels.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(splits.label_names) + "\n")
+        with open(os.path.join(assets_dir, "token_counts.tsv"), "w", encoding="utf-8") as f:
+            for word in words:
+                f.write(f"{word}\t{counts[word]}\n")
+        if self.config.model.embeddings_path or self.config.model.embedding_mode != "rand":
+            self._align_pretrained(words, counts, assets_dir)
+
+    def _align_pretrained(self, words, counts, assets_dir):
+        """Pretrained vectors aligned to the vocabulary, saved with the run (and a coverage report)."""
+        model = self.config.model
+        if not model.embeddings_path:
+            raise ValueError(
+                f"embedding mode {model.embedding_mode!r} needs pretrained vectors: add --embeddings PATH "
+                "(or use --embedding-mode rand)"
+            )
+        from keras_tasks.pipelines import embeddings
+
+        vectors = embeddings.load_vectors(model.embeddings_path, model.embeddings_format)
+        vocabulary = [text_lib.PAD_TOKEN, text_lib.OOV_TOKEN] + list(words)
+        matrix, report = embeddings.align_vectors(
+            vocabulary, vectors, token_counts=counts, seed=self.config.train.seed
+        )
+        np.save(os.path.join(assets_dir, "embeddings.npy"), matrix.astype("float32"))
+        run_dir = os.path.dirname(assets_dir)
+        with open(os.path.join(run_dir, "embedding_coverage.json"), "w", encoding="utf-8") as f:
+            f.write(report.to_json())
+        print(report.to_text())
+
+    def restore(self, assets_dir):
+        data = self.config.data
+        self.vectorizer = text_lib.TextVectorizer(
+            os.path.join(assets_dir, "vocabulary.txt"), max_length=data.max_length, lowercase=data.lowercase
+        )
+        with open(os.path.join(assets_dir, "labels.txt"), encoding="utf-8") as f:
+            self.labels = [line.rstrip("\n") for line in f if line.rstrip("\n")]
+        path = os.path.join(assets_dir, "embeddings.npy")
+        self.pretrained = np.load(path) if os.path.exists(path) else None
+
+    def make_dataset(self, splits, split, training):
+        labels = splits.label_ids(split)
+        dataset = tf.data.Dataset.from_tensor_slices((splits.texts[split], np.asarray(labels, "int32")))
+        # Tokenise in large batches (fast), then split back into variable-length examples.
+        def tokenize(text, label):
+            ids = self.vectorizer.ragged_ids(text)
+            return ids.to_tensor(), ids.row_lengths(), label
+
+        dataset = dataset.batch(1024).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        dataset = dataset.map(lambda ids, length, label: (ids[:length], label))
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels)))
+        return batch_dataset(
+            dataset, self.config.train.batch_size, training, seed=self.config.train.seed, padded=True
+        )
+
+    def label_names(self):
+        return self.labels
+
+    # === Model ===
+
+    def build_model(self):
+        model_cfg = self.config.model
+        num_classes = len(self.labels)
+        weights = self.pretrained
+        embedding_dim = weights.shape[1] if weights is not None else model_cfg.embedding_dim
+
+        # === Layers ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        embedding = PretrainedEmbedding(
+            self.vectorizer.vocabulary_size,
+            embedding_dim,
+            mode=model_cfg.embedding_mode,
+            weights=weights,
+            name="embedding",
+        )
+        output_layer = keras.layers.Dense(
+            num_classes,
+            activation="softmax",
+            kernel_constraint=keras.constraints.MaxNorm(model_cfg.max_norm, axis=0) if model_cfg.max_norm else None,
+            dtype="float32",
+            name="probabilities",
+        )
+
+        # === Functional Model ===
+        x = embedding(token_ids)
+        if model_cfg.name == "textcnn":
+            x = TextCNNBlock(model_cfg.filter_sizes, model_cfg.num_filters, name="text_cnn")(x)
+        else:
+            x = keras.layers.Dropout(model_cfg.dropout, name="embedding_dropout")(x)
+            for i in range(model_cfg.num_layers):
+                # Defaults (tanh/sigmoid, no recurrent dropout, unroll=False) keep the cuDNN kernel eligible.
+                x = keras.layers.Bidirectional(
+                    keras.layers.LSTM(model_cfg.hidden_dim, return_sequences=True), name=f"bilstm_{i}"
+                )(x)
+            x, _ = AttentionPooling(model_cfg.attention_dim, name="attention")(x, return_attention_scores=True)
+        x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
+        outputs = output_layer(x)
+        return keras.Model(token_ids, outputs, name=model_cfg.name)
+
+    def compile_args(self, steps_per_epoch=None):
+        return {
+            "optimizer": self.make_optimizer(steps_per_epoch),
+            "loss": keras.losses.SparseCategoricalCrossentropy(),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        }
+
+    # === Serving ===
+
+    def exported_resources(self):
+        return [self.vectorizer.lookup]
+
+    def export_endpoints(self, model):
+        vectorizer = self.vectorizer
+        label_table = tf.constant(self.labels)
+        has_attention = any(layer.name == "attention" for layer in model.layers)
+        if has_attention:
+            weights = model.get_layer("attention").output[1]
+            model = keras.Model(model.inputs, [model.outputs[0], weights])
+
+        @tf.function
+        def serve(text):
+            token_ids = vectorizer(text)
+            if has_attention:
+                probabilities, attention = model(token_ids, training=False)
+            else:
+                probabilities = model(token_ids, training=False)
+            outputs = {
+                "label": tf.gather(label_table, tf.argmax(probabilities, axis=-1)),
+                "probabilities": probabilities,
+            }
+            if has_attention:
+                outputs["attention"] = attention
+                outputs["tokens"] = vectorizer.tokens(text)
+            return outputs
+
+        return {"serving_default": (serve, [tf.TensorSpec([None], tf.string, name="text")])}
