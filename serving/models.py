@@ -1,0 +1,359 @@
+"""Finds, loads and unloads the SavedModel versions under a model base path (TF Serving's layout).
+
+`BASE/NAME/VERSION/` holds one export, VERSION an integer directory. The manager serves the newest version of each
+model that is complete and loads. It leaves a version directory alone until its files stop changing, keeps the
+current version answering while a newer one loads (or fails to), retries a failed version only when its files
+change, and falls back to the next version when the newest is removed.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import threading
+import time
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+# Model names arrive in request URLs: only plain directory names are ever looked up, never paths.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+VERSION_NAME = re.compile(r"[0-9]{1,18}")
+_VARIABLE_SHARD = re.compile(r"variables/variables\.data-([0-9]+)-of-([0-9]+)")
+
+# TF Serving's version states (UNLOADING is instantaneous here).
+START, LOADING, AVAILABLE, END = "START", "LOADING", "AVAILABLE", "END"
+
+
+class ModelNotFound(LookupError):
+    """No such model, or the requested version is not loaded (HTTP 404)."""
+
+
+class ModelUnavailable(LookupError):
+    """The model exists but no version of it is loaded (HTTP 503)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """One signature of a loaded SavedModel.
+
+    Args:
+        name: the signature key, e.g. `serving_default`.
+        function: the concrete function; call it with one keyword tensor per input.
+        inputs: input name -> `tf.TensorSpec`, in name order.
+        outputs: output name -> `tf.TensorSpec`, in name order.
+    """
+
+    name: str
+    function: object
+    inputs: dict
+    outputs: dict
+
+    def call(self, arrays):
+        """Runs the signature on numpy arrays by input name; returns numpy arrays by output name."""
+        tensors = {name: tf.constant(value, dtype=self.inputs[name].dtype) for name, value in arrays.items()}
+        outputs = self.function(**tensors)
+        return {name: outputs[name].numpy() for name in self.outputs}
+
+
+class LoadedVersion:
+    """One loaded version: its signatures and what `assets.extra/` says about it.
+
+    Args:
+        name: the model name.
+        version: the integer version.
+        path: the version directory.
+        saved_model: the object `tf.saved_model.load` returned (kept so its resources stay alive).
+        signatures: signature name -> `Signature`.
+        labels: class names from `assets.extra/labels.txt`, or None.
+        config: `assets.extra/config.json`, or None.
+        metrics: `assets.extra/metrics.json`, or None.
+    """
+
+    def __init__(self, name, version, path, saved_model, signatures, labels=None, config=None, metrics=None):
+        self.name = name
+        self.version = version
+        self.path = path
+        self.saved_model = saved_model
+        self.signatures = signatures
+        self.labels = labels
+        self.config = config
+        self.metrics = metrics
+        # Signature name -> Batcher; created and used only by the server's event loop.
+        self.batchers = {}
+
+
+def load_version(name, version, path):
+    """Loads one SavedModel version directory and reads its signatures and `assets.extra/`."""
+    saved_model = tf.saved_model.load(path)
+    signatures = {}
+    for key, function in saved_model.signatures.items():
+        _, inputs = function.structured_input_signature
+        outputs = function.structured_outputs
+        signatures[key] = Signature(key, function, dict(sorted(inputs.items())), dict(sorted(outputs.items())))
+    if not signatures:
+        raise ValueError("the SavedModel has no signatures; export it with at least `serving_default`")
+    extra = os.path.join(path, "assets.extra")
+    return LoadedVersion(
+        name,
+        version,
+        path,
+        saved_model,
+        signatures,
+        labels=_read_labels(os.path.join(extra, "labels.txt")),
+        config=_read_json(os.path.join(extra, "config.json")),
+        metrics=_read_json(os.path.join(extra, "metrics.json")),
+    )
+
+
+def _read_labels(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as file:
+        return [line.rstrip("\r\n") for line in file if line.strip()]
+
+
+def _read_json(path):
+    # These files describe the model for people; a broken one must not stop the model from serving.
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:
+        logger.warning("ignoring %s: %s", path, error)
+        return None
+
+
+@dataclasses.dataclass
+class _VersionStatus:
+    number: int
+    state: str = START
+    error: str = ""
+    failed_files: tuple = None  # the files that failed to load; retried only once they change
+
+    def as_json(self):
+        return {
+            "version": str(self.number),
+            "state": self.state,
+            "status": {"error_code": "UNKNOWN" if self.error else "OK", "error_message": self.error},
+        }
+
+
+class _Model:
+    def __init__(self, name):
+        self.name = name
+        self.statuses = {}  # version -> _VersionStatus, for every version ever attempted
+        self.loaded = {}  # version -> LoadedVersion
+        self.seen = {}  # version -> files at the last scan, to tell when a directory stops changing
+
+
+def scan_version(path):
+    """Returns (files, complete, newest_mtime) for a version directory.
+
+    `files` is a sorted tuple of (relative path, size, mtime_ns); `complete` says saved_model.pb, the variables
+    index and every variables shard it names are present, which a SavedModel writer creates last.
+    """
+    files = []
+    for root, _, names in os.walk(path):
+        for file_name in names:
+            full = os.path.join(root, file_name)
+            try:
+                stat = os.stat(full)
+            except OSError:  # removed or renamed while we look
+                continue
+            relative = os.path.relpath(full, path).replace(os.sep, "/")
+            files.append((relative, stat.st_size, stat.st_mtime_ns))
+    files.sort()
+    names = {entry[0] for entry in files}
+    shards = [_VARIABLE_SHARD.fullmatch(name) for name in names]
+    totals = {int(match.group(2)) for match in shards if match}
+    complete = (
+        "saved_model.pb" in names
+        and "variables/variables.index" in names
+        and len(totals) == 1
+        and sum(1 for match in shards if match) == totals.pop()
+    )
+    newest = max((entry[2] for entry in files), default=0) / 1e9
+    return tuple(files), complete, newest
+
+
+class ModelManager:
+    """Keeps the newest loadable version of every model under `base_path` loaded.
+
+    Args:
+        base_path: the directory holding `NAME/VERSION/` exports.
+        poll_seconds: how often `start()` rescans the directory.
+        settle_seconds: a version directory first seen while its newest file is younger than this waits for
+            the next scan and loads only if its files did not change in between.
+
+    Example:
+    ```python
+    manager = ModelManager("saved_models")
+    manager.poll()  # load what is there now
+    manager.start()  # then rescan every poll_seconds
+    signature = manager.get("sst").signatures["serving_default"]
+    ```
+    """
+
+    def __init__(self, base_path, poll_seconds=2.0, settle_seconds=1.0):
+        self.base_path = os.fspath(base_path)
+        self.poll_seconds = poll_seconds
+        self.settle_seconds = settle_seconds
+        self._models = {}
+        self._lock = threading.Lock()  # guards _models and every _Model's statuses/loaded
+        self._poll_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._warned_missing = False
+
+    # === Polling ===
+
+    def start(self):
+        """Rescans every `poll_seconds` in a background thread until `stop()`."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self):
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # a scan that fails must not end polling; the next one retries
+                logger.exception("scanning %s failed", self.base_path)
+
+    def poll(self):
+        """Scans the base path once: loads new versions, unloads removed ones."""
+        with self._poll_lock:
+            names = self._model_directories()
+            with self._lock:
+                for name in set(self._models) - names:
+                    logger.info("model %s: directory removed, unloading", name)
+                    del self._models[name]
+                for name in names:
+                    self._models.setdefault(name, _Model(name))
+                models = [self._models[name] for name in sorted(names)]
+            for model in models:
+                self._poll_model(model)
+
+    def _model_directories(self):
+        try:
+            entries = list(os.scandir(self.base_path))
+        except FileNotFoundError:
+            if not self._warned_missing:
+                logger.warning("model base path %s does not exist (yet)", self.base_path)
+                self._warned_missing = True
+            return set()
+        return {entry.name for entry in entries if entry.is_dir() and MODEL_NAME.fullmatch(entry.name)}
+
+    def _poll_model(self, model):
+        directory = os.path.join(self.base_path, model.name)
+        try:
+            entries = [entry for entry in os.scandir(directory) if entry.is_dir()]
+        except FileNotFoundError:
+            entries = []
+        on_disk = {int(entry.name): entry.path for entry in entries if VERSION_NAME.fullmatch(entry.name)}
+        now = time.time()
+        ready = []
+        for number, path in on_disk.items():
+            files, complete, newest = scan_version(path)
+            unchanged = model.seen.get(number) == files
+            model.seen[number] = files
+            status = model.statuses.get(number)
+            if not complete or (status is not None and status.failed_files == files):
+                continue
+            if unchanged or now - newest >= self.settle_seconds:
+                ready.append(number)
+        for number in set(model.seen) - set(on_disk):
+            del model.seen[number]
+
+        current = max((number for number in model.loaded if number in on_disk), default=None)
+        for number in sorted(ready, reverse=True):
+            if current is not None and number <= current:
+                break
+            if self._load(model, number, on_disk[number]):
+                current = number
+                break
+        for number in list(model.loaded):
+            if number != current:
+                self._unload(model, number, "removed" if number not in on_disk else f"replaced by {current}")
+
+    def _load(self, model, number, path):
+        with self._lock:
+            status = model.statuses.setdefault(number, _VersionStatus(number))
+            status.state, status.error = LOADING, ""
+        logger.info("model %s: loading version %d from %s", model.name, number, path)
+        try:
+            loaded = load_version(model.name, number, path)
+        except Exception as error:  # any failure is reported in the version's status; the old version serves on
+            message = " ".join(str(error).split())[:500]
+            with self._lock:
+                status.state = END
+                status.error = f"failed to load version {number}: {type(error).__name__}: {message}"
+                status.failed_files = model.seen.get(number)
+            logger.error("model %s: %s", model.name, status.error)
+            return False
+        with self._lock:
+            model.loaded[number] = loaded
+            status.state, status.failed_files = AVAILABLE, None
+        logger.info("model %s: version %d is available", model.name, number)
+        return True
+
+    def _unload(self, model, number, reason):
+        with self._lock:
+            del model.loaded[number]
+            model.statuses[number].state = END
+        logger.info("model %s: version %d unloaded (%s)", model.name, number, reason)
+
+    # === Queries (called from request handlers) ===
+
+    def names(self):
+        with self._lock:
+            return sorted(self._models)
+
+    def get(self, name, version=None):
+        """Returns the `LoadedVersion` to answer a request; raises ModelNotFound or ModelUnavailable."""
+        with self._lock:
+            model = self._model(name)
+            if version is None:
+                if not model.loaded:
+                    raise ModelUnavailable(f"model '{name}' has no loaded version{self._why(model)}")
+                return model.loaded[max(model.loaded)]
+            loaded = model.loaded.get(version)
+            if loaded is None:
+                status = model.statuses.get(version)
+                state = f" (state {status.state}{': ' + status.error if status.error else ''})" if status else ""
+                raise ModelNotFound(f"version {version} of model '{name}' is not loaded{state}")
+            return loaded
+
+    def status(self, name, version=None):
+        """Returns TF Serving's `model_version_status` list, newest version first."""
+        with self._lock:
+            model = self._model(name)
+            statuses = sorted(model.statuses.values(), key=lambda status: -status.number)
+            if version is not None:
+                statuses = [status for status in statuses if status.number == version]
+                if not statuses:
+                    raise ModelNotFound(f"version {version} of model '{name}' was never loaded")
+            return [status.as_json() for status in statuses]
+
+    def _model(self, name):
+        model = self._models.get(name)
+        if model is None:
+            raise ModelNotFound(f"model '{name}' not found under the model base path")
+        return model
+
+    @staticmethod
+    def _why(model):
+        if not model.statuses:
+            return " yet: no complete version directory (NAME/VERSION/ with saved_model.pb and variables/)"
+        latest = model.statuses[max(model.statuses)]
+        return f": version {latest.number} is {latest.state}" + (f" ({latest.error})" if latest.error else "")
