@@ -253,8 +253,11 @@ def _best_so_far(history_path, monitor):
     return min(values) if "loss" in monitor else max(values)
 
 
-def train(task_name, config, run_dir, log=print):
-    """Train (or resume) a task in `run_dir`, evaluate it on the test split, return the metrics."""
+def train(task_name, config, run_dir, log=print, callbacks=()):
+    """Train (or resume) a task in `run_dir`, evaluate it on the test split, return the metrics.
+
+    `callbacks` are extra Keras callbacks appended to the standard ones.
+    """
     os.makedirs(run_dir, exist_ok=True)
     payload = {"task": task_name, "config": config_lib.to_dict(config)}
     config_path = os.path.join(run_dir, "config.json")
@@ -319,6 +322,7 @@ def train(task_name, config, run_dir, log=print):
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         keras.callbacks.TerminateOnNaN(),
         throughput,
+        *callbacks,
     ]
     if train_cfg.early_stopping_patience is not None:
         callbacks.append(

@@ -59,7 +59,9 @@ class TextClassificationConfig:
     data: TextDataConfig = dataclasses.field(default_factory=TextDataConfig)
     model: TextModelConfig = dataclasses.field(default_factory=TextModelConfig)
     train: TrainConfig = dataclasses.field(
-        default_factory=lambda: TrainConfig(epochs=10, batch_size=50, optimizer="adam", learning_rate=1e-3)
+        default_factory=lambda: TrainConfig(
+            epochs=10, batch_size=50, optimizer="adam", learning_rate=1e-3, early_stopping_patience=3
+        )
     )
 
 
@@ -89,9 +91,11 @@ class TextClassificationTask(Task):
         presets = {}
         if dataset == "imdb" or (dataset or "").startswith("tfds:imdb"):
             # Documents: fewer, longer examples.
-            presets.update({"train.batch_size": 32, "train.epochs": 4, "data.max_length": 400})
-        if model == "bilstm_attention":
-            presets.update({"train.epochs": 6 if dataset != "imdb" else 3})
+            presets.update({"train.batch_size": 32, "train.epochs": 3, "data.max_length": 400})
+        elif dataset == "sst2_phrases":
+            presets.update({"train.epochs": 4})  # 67k phrases: ten times the sentences
+        elif model == "bilstm_attention":
+            presets.update({"train.epochs": 6})
         return presets
 
     # === Data ===
