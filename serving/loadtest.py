@@ -1,0 +1,333 @@
+"""`keras-tasks loadtest`: a bounded load test of the model server against in-process SavedModel calls.
+
+Three phases in one run, each sending the same request `--requests` times from `--concurrency` concurrent
+callers (or stopping at `--max-seconds`): the SavedModel's signature called in this process from threads; a server
+started on loopback without batching, over HTTP; the same server with server-side batching. Each phase reports
+throughput, p50/p99 latency and errors; the server phases also as ratios to the in-process figures.
+"""
+
+import asyncio
+import base64
+import itertools
+import json
+import os
+import platform
+import queue
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import aiohttp
+import numpy as np
+import tensorflow as tf
+
+from keras_tasks.serving import models
+from keras_tasks.serving import payload
+
+SAMPLE_TEXT = "a gripping , beautifully acted film whose story stays with you long after the credits"
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+def add_arguments(parser):
+    """Adds `keras-tasks loadtest`'s options to an argparse parser."""
+    parser.add_argument("--model-base-path", default="saved_models", help="directory holding NAME/VERSION/")
+    parser.add_argument("--model", required=True, help="the model's directory name under --model-base-path")
+    parser.add_argument("--signature-name", default="serving_default")
+    parser.add_argument("--requests", type=int, default=10000, help="requests per phase")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent callers per phase")
+    parser.add_argument("--instances", type=int, default=1, help="examples per request")
+    parser.add_argument("--max-batch-size", type=int, default=16, help="the batching phase's --max-batch-size")
+    parser.add_argument("--batch-timeout-ms", type=float, default=2.0, help="the batching phase's timeout")
+    parser.add_argument("--text", default=SAMPLE_TEXT, help="the text sent to a text model")
+    parser.add_argument("--image", help="an image file sent to a model whose input ends in _bytes")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="a phase stops here even if unfinished")
+    parser.add_argument("--json", help="also write the results to this JSON file (one entry per model)")
+    return parser
+
+
+def _request_body(signature, args):
+    names = list(signature.inputs)
+    spec = signature.inputs[names[0]]
+    if len(names) != 1 or spec.dtype != tf.string:
+        raise SystemExit(f"loadtest: needs a signature with one string input, {signature.name} has {names}")
+    if names[0].endswith("_bytes"):
+        if not args.image:
+            raise SystemExit(f"loadtest: input '{names[0]}' takes encoded images: pass --image FILE")
+        with open(args.image, "rb") as file:
+            value = {"b64": base64.b64encode(file.read()).decode("ascii")}
+    else:
+        value = args.text
+    body = {"instances": [value] * args.instances}
+    if args.signature_name != "serving_default":
+        body["signature_name"] = args.signature_name
+    return body
+
+
+def _summary(mode, latencies, errors, seconds):
+    latencies_ms = np.asarray(latencies) * 1000.0
+    done = len(latencies)
+    return {
+        "mode": mode,
+        "requests": done + errors,
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "throughput_rps": round(done / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": round(float(np.percentile(latencies_ms, 50)), 3) if done else None,
+        "p99_ms": round(float(np.percentile(latencies_ms, 99)), 3) if done else None,
+    }
+
+
+# === In process ===
+
+
+def run_in_process(signature, arrays, requests, concurrency, max_seconds):
+    """Calls the signature `requests` times from `concurrency` threads."""
+    for _ in range(10):  # warm up
+        signature.call(arrays)
+    counter = itertools.count()
+    latencies, failures = [], []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + max_seconds
+
+    def worker():
+        mine, errors = [], 0
+        while next(counter) < requests and time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                signature.call(arrays)
+                mine.append(time.perf_counter() - start)
+            except Exception:  # counted, like a failed HTTP request
+                errors += 1
+        with lock:
+            latencies.extend(mine)
+            failures.append(errors)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _summary("in-process", latencies, sum(failures), time.perf_counter() - start)
+
+
+# === Over HTTP ===
+
+
+class ServerProcess:
+    """`python -m keras_tasks.serving` on a free loopback port, stopped with SIGTERM.
+
+    Starting returns at once; `wait()` returns once it listens, with `url` set.
+
+    Args:
+        model_base_path: passed as --model-base-path.
+        extra_args: more command-line options, e.g. `["--max-batch-size", "16"]`.
+    """
+
+    def __init__(self, model_base_path, extra_args=()):
+        command = [sys.executable, "-m", "keras_tasks.serving", "--model-base-path", os.fspath(model_base_path),
+                   "--host", "127.0.0.1", "--port", "0", *extra_args]
+        environment = dict(os.environ)
+        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self.url = None
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, text=True, env=environment)
+        self._lines = queue.Queue()
+        threading.Thread(target=lambda: [self._lines.put(line) for line in self.process.stdout], daemon=True).start()
+
+    def wait(self, timeout=180.0):
+        deadline = time.monotonic() + timeout
+        while self.url is None:
+            try:
+                line = self._lines.get(timeout=0.2)
+            except queue.Empty:
+                line = ""
+            match = _LISTENING.search(line)
+            self.url = match.group(1) if match else None
+            if self.url is None and self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            if self.url is None and time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not start in {timeout:.0f}s:\n{self.log_tail()}")
+        return self
+
+    def log_tail(self, characters=3000):
+        self.log.seek(0)
+        return self.log.read()[-characters:]
+
+    def stop(self, timeout=60.0):
+        """Sends SIGTERM and returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+async def _hit(url, body, requests, concurrency, max_seconds):
+    data = json.dumps(body).encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def post():
+            async with session.post(url, data=data, headers=headers) as response:
+                answer = await response.read()
+                return response.status, answer
+
+        status, first = await post()
+        if status != 200:
+            raise RuntimeError(f"the server answered {status}: {first[:500]!r}")
+        for _ in range(4 * concurrency):  # warm up connections and the model
+            await post()
+        counter = itertools.count()
+        latencies, errors = [], []
+        deadline = time.perf_counter() + max_seconds
+
+        async def worker():
+            while next(counter) < requests and time.perf_counter() < deadline:
+                start = time.perf_counter()
+                try:
+                    status, _ = await post()
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    status = None
+                if status == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors.append(status)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, len(errors), time.perf_counter() - start, json.loads(first)
+
+
+def run_server(mode, server, args, body):
+    """Sends the load to a started server, stops it with SIGTERM; returns the summary and the first answer."""
+    url = f"{server.wait().url}/v1/models/{args.model}:predict"
+    latencies, errors, seconds, first = asyncio.run(_hit(url, body, args.requests, args.concurrency, args.max_seconds))
+    result = _summary(mode, latencies, errors, seconds)
+    result["server_exit_status"] = server.stop()
+    return result, first
+
+
+# === Report ===
+
+
+def _with_ratios(results):
+    base = results[0]
+    for result in results[1:]:
+        for key in ("throughput_rps", "p50_ms", "p99_ms"):
+            if result[key] is not None and base[key]:
+                result[key.split("_")[0] + "_ratio"] = round(result[key] / base[key], 3)
+    return results
+
+
+def markdown_table(results):
+    rows = [
+        "| mode | requests | errors | throughput (req/s) | p50 (ms) | p99 (ms) | throughput ÷ in-process "
+        "| p50 ÷ in-process | p99 ÷ in-process |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        ratios = [result.get(key, "") for key in ("throughput_ratio", "p50_ratio", "p99_ratio")]
+        rows.append(
+            f"| {result['mode']} | {result['requests']} | {result['errors']} | {result['throughput_rps']} "
+            f"| {result['p50_ms']} | {result['p99_ms']} | " + " | ".join(str(ratio) for ratio in ratios) + " |"
+        )
+    return "\n".join(rows)
+
+
+def _close(first, reference):
+    """Whether the server's first answer has the in-process probabilities (None when there are none)."""
+    predictions = first["predictions"][0]
+    if not isinstance(predictions, dict) or "probabilities" not in predictions:
+        return None
+    return bool(np.allclose(predictions["probabilities"], reference["probabilities"][0], atol=1e-5))
+
+
+def _write_json(path, report):
+    """Keeps one report per model name in `{"runs": {NAME: report}}`, so runs on several models share a file."""
+    runs = {}
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as file:
+                runs = json.load(file).get("runs", {})
+        except (OSError, ValueError, AttributeError):
+            runs = {}
+    runs[report["model"]] = report
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump({"runs": runs}, file, indent=2)
+        file.write("\n")
+
+
+def main(args):
+    """Runs the three phases, prints the table and returns 0 when no request failed."""
+    manager = models.ModelManager(args.model_base_path, settle_seconds=0.0)
+    manager.poll()
+    servable = manager.get(args.model)
+    signature = servable.signatures.get(args.signature_name)
+    if signature is None:
+        raise SystemExit(f"loadtest: {args.model} has no signature {args.signature_name!r}")
+    body = _request_body(signature, args)
+    arrays, _, _ = payload.decode_request(body, signature)
+    reference = signature.call(arrays)
+
+    print(f"loadtest: {args.model} version {servable.version}, {args.requests} requests x {args.concurrency} "
+          f"concurrent, {args.instances} example(s) each", flush=True)
+    # Both servers start (and import TensorFlow) together, then idle while the other phases run.
+    batch_flags = ["--max-batch-size", str(args.max_batch_size), "--batch-timeout-ms", str(args.batch_timeout_ms)]
+    servers = {
+        "server": ServerProcess(args.model_base_path),
+        "server + batching": ServerProcess(args.model_base_path, batch_flags),
+    }
+    agreement = {}
+    try:
+        for server in servers.values():
+            server.wait()
+        results = [run_in_process(signature, arrays, args.requests, args.concurrency, args.max_seconds)]
+        print(f"  in-process done: {results[-1]}", flush=True)
+        for mode, server in servers.items():
+            result, first = run_server(mode, server, args, body)
+            agreement[mode] = _close(first, reference)
+            results.append(result)
+            print(f"  {mode} done: {result}", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    _with_ratios(results)
+
+    report = {
+        "model": args.model,
+        "version": servable.version,
+        "signature_name": args.signature_name,
+        "requests_per_phase": args.requests,
+        "concurrency": args.concurrency,
+        "examples_per_request": args.instances,
+        "max_batch_size": args.max_batch_size,
+        "batch_timeout_ms": args.batch_timeout_ms,
+        "server_matches_in_process": agreement,
+        "p99_goal_met": {result["mode"]: result.get("p99_ratio", 99) <= 2.0 for result in results[1:]},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
+                    "platform": platform.platform()},
+        "results": results,
+    }
+    print(markdown_table(results))
+    print(f"server answers match in-process outputs: {agreement}; p99 <= 2x in-process: {report['p99_goal_met']}")
+    if args.json:
+        _write_json(args.json, report)
+    return 0 if all(result["errors"] == 0 for result in results) else 1

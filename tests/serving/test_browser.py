@@ -1,0 +1,107 @@
+"""The demo page at `/`, driven in headless Chromium: type a text (or pick an image), predict, read the result.
+
+Needs Debian's `chromium` and `chromium-driver` (installed by the CI script) and the `selenium` package.
+"""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+import serving_toy_models as toy
+
+from keras_tasks.serving import server
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # reported by the fixture, as a failure: CI must run this test
+    webdriver = None
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@pytest.fixture
+def browser():
+    if webdriver is None:
+        pytest.fail("the browser test needs selenium: pip install -e '.[test]'")
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not os.path.exists(driver_path) or chromium is None:
+        pytest.fail("the browser test needs Chromium: apt-get install -y chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def _card(driver, name):
+    return WebDriverWait(driver, 20).until(
+        lambda driver: driver.find_element(By.CSS_SELECTOR, f'section.model[data-model="{name}"]')
+    )
+
+
+def _wait_for_result(driver, card, selector):
+    return WebDriverWait(driver, 20).until(lambda _: card.find_elements(By.CSS_SELECTOR, f".result {selector}"))
+
+
+def test_demo_page_classifies_text_and_images(tmp_path, install, browser):
+    install(tmp_path, "sst", 1, "text")
+    install(tmp_path, "digits", 1, "image")
+    (tmp_path / "empty").mkdir()
+    with server.ServerThread(server.ServerConfig(model_base_path=str(tmp_path), port=0, poll_seconds=60)) as running:
+        browser.get(running.url + "/")
+        text_card = _card(browser, "sst")
+        assert "version 1" in text_card.find_element(By.TAG_NAME, "h2").text
+        box = text_card.find_element(By.CSS_SELECTOR, "textarea.input-text")
+        box.send_keys("a good , good film")
+        text_card.find_element(By.CSS_SELECTOR, "button.predict").click()
+        (label,) = _wait_for_result(browser, text_card, ".label")
+        assert label.text == "Label: positive"
+        rows = text_card.find_elements(By.CSS_SELECTOR, ".result tr.prob")
+        probabilities = {row.get_attribute("data-label"): float(row.get_attribute("data-value")) for row in rows}
+        assert sorted(probabilities) == ["negative", "positive"]
+        assert probabilities["positive"] > 0.9 and abs(sum(probabilities.values()) - 1) < 1e-5
+        tokens = text_card.find_elements(By.CSS_SELECTOR, ".result .attention .token")
+        assert [token.text for token in tokens] == ["a", "good", ",", "good", "film"]
+        weights = [float(token.get_attribute("data-weight")) for token in tokens]
+        assert weights[1] == weights[3] > weights[0] and abs(sum(weights) - 1) < 1e-5
+
+        box.clear()  # an empty text is refused, and the page says why
+        text_card.find_element(By.CSS_SELECTOR, "button.predict").click()
+        (error,) = _wait_for_result(browser, text_card, ".error")
+        assert "empty string" in error.text
+
+        image_card = _card(browser, "digits")
+        picture = tmp_path / "bright.png"
+        picture.write_bytes(toy.png_bytes(250, size=8))
+        image_card.find_element(By.CSS_SELECTOR, "input.input-file").send_keys(str(picture))
+        image_card.find_element(By.CSS_SELECTOR, "button.predict").click()
+        (label,) = _wait_for_result(browser, image_card, ".label")
+        assert label.text == "Label: bright"
+        assert [row.get_attribute("data-label") for row in image_card.find_elements(By.CSS_SELECTOR, "tr.prob")] == [
+            "dark",
+            "bright",
+        ]
+
+        assert "Not available" in _card(browser, "empty").text
+        if os.environ.get("SERVING_SCREENSHOT"):  # for a person checking the layout
+            browser.save_screenshot(os.environ["SERVING_SCREENSHOT"])
