@@ -438,6 +438,7 @@ class CoverageReport:
     def to_dict(self):
         result = dataclasses.asdict(self)
         result["top_missing"] = [list(item) for item in self.top_missing]
+        result["pretrained"] = self.pretrained
         result["vocabulary_coverage"] = self.vocabulary_coverage
         result["token_coverage"] = self.token_coverage
         return result

@@ -1,0 +1,229 @@
+"""Reproduce Kim (2014)'s embedding table for TextCNN: rand / static / non-static / multichannel (a benchmark).
+
+    python -m keras_tasks.scripts.benchmark_embeddings [--datasets mr,sst2,trec] [--folds 10] [--epochs N]
+
+Vectors: word2vec trained with `keras-tasks embeddings train` on the IMDB training reviews (in-domain for MR;
+trained first if missing), and the GloVe 6B 50d subset in `$KERAS_TASKS_DATA/glove_subset`. Every cell is a run of
+`keras-tasks train text_classification --model textcnn` (MR by k-fold cross-validation, the others on their test
+split). Runs are resumable and results are written after each cell, so an interrupted benchmark keeps what it has.
+Writes `docs/benchmarks_embeddings.md` and `benchmarks/results/embeddings.json`.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DATASETS = {
+    "mr": {"dataset": "mr", "title": "MR"},
+    "sst2": {"dataset": "sst2", "title": "SST-2"},
+    "trec": {"dataset": "trec", "title": "TREC"},
+}
+MODES = ("static", "non-static", "multichannel")
+# Kim (2014), Table 2, with word2vec trained on 100 billion words of Google News.
+KIM = {
+    "rand": {"mr": 76.1, "sst2": 82.7, "trec": 91.2},
+    "static": {"mr": 81.0, "sst2": 86.8, "trec": 92.8},
+    "non-static": {"mr": 81.5, "sst2": 87.2, "trec": 93.6},
+    "multichannel": {"mr": 81.1, "sst2": 88.1, "trec": 92.2},
+}
+
+
+def word2vec_vectors(args):
+    """The IMDB word2vec vectors, trained with the `embeddings train` command when not there yet."""
+    from keras_tasks.scripts import embeddings_cmd
+
+    path = os.path.join(args.work_dir, f"imdb_word2vec_{args.algorithm}{args.dim}.bin")
+    argv = ["embeddings", "train", "--corpus", "imdb", "--algorithm", args.algorithm, "--dim", str(args.dim),
+            "--epochs", str(args.w2v_epochs), "--min-count", "5", "--window", "5", "--output", path]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    command = "keras-tasks " + " ".join(argv).replace(path, "VECTORS.bin")
+    if not os.path.exists(path):
+        start = time.perf_counter()
+        if embeddings_cmd.main(argv) != 0:
+            raise SystemExit("word2vec training failed")
+        print(f"word2vec trained in {time.perf_counter() - start:.0f} s", flush=True)
+    return path, command
+
+
+def run_cell(dataset, mode, vectors, args):
+    from keras_tasks.tasks import base
+
+    spec = DATASETS[dataset]
+    flags = {"model.name": "textcnn", "data.dataset": spec["dataset"], "model.embedding_mode": mode,
+             "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.verbose": "2"}
+    if vectors:
+        flags["model.embeddings_path"] = vectors["path"]
+    config = base.resolve_config("text_classification", flags, None, [])
+    name = f"{dataset}-{mode}" + (f"-{vectors['name']}" if vectors else "")
+    run_dir = os.path.join(args.work_dir, "runs", name)
+    folds = args.folds if dataset == "mr" else None
+    start = time.perf_counter()
+    if folds:
+        metrics = base.train_cv("text_classification", config, run_dir, folds)
+        coverage_path = os.path.join(run_dir, "fold_0", "embedding_coverage.json")
+    else:
+        metrics = base.train("text_classification", config, run_dir)
+        coverage_path = os.path.join(run_dir, "embedding_coverage.json")
+    coverage = None
+    if vectors and os.path.exists(coverage_path):
+        with open(coverage_path, encoding="utf-8") as f:
+            report = json.load(f)
+        coverage = {key: report[key] for key in ("vocabulary_size", "pretrained", "vocabulary_coverage",
+                                                 "token_coverage", "init_scale", "top_missing") if key in report}
+    result = {
+        "dataset": dataset,
+        "mode": mode,
+        "vectors": vectors["name"] if vectors else None,
+        "accuracy": round(100 * metrics["test"]["accuracy"], 2),
+        "accuracy_std": round(100 * metrics["test"]["accuracy_std"], 2) if folds else None,
+        "folds": folds,
+        "kim": KIM[mode][dataset],
+        "epochs": args.epochs,
+        "train_seconds": metrics.get("train_seconds") or metrics.get("training", {}).get("train_seconds"),
+        "wall_seconds_this_invocation": round(time.perf_counter() - start, 1),
+        "coverage": coverage,
+        "command": f"keras-tasks train text_classification --model textcnn --dataset {spec['dataset']}"
+        + (f" --folds {folds}" if folds else "")
+        + f" --embedding-mode {mode}"
+        + (f" --embeddings {vectors['label']}" if vectors else "")
+        + f" --epochs {args.epochs}",
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def markdown(results, meta):
+    titles = [DATASETS[d]["title"] for d in meta["datasets"]]
+    lines = [
+        "# Pretrained embeddings: Kim (2014)'s table for TextCNN",
+        "",
+        "Test accuracy (%) of TextCNN (filter widths 3, 4, 5; 100 maps each; dropout 0.5; max-norm 3; Adam 1e-3, "
+        f"batch 50, {meta['epochs']} epochs, best validation epoch kept) with each embedding mode. "
+        f"MR: {meta['folds']}-fold cross-validation, mean ± standard deviation"
+        + (" (**fewer folds than Kim's 10**, to fit the CPU time available)" if meta["folds"] < 10 else "")
+        + "; SST-2: sentence-level training set (6,920 sentences; Kim also trained on phrases); TREC: 500-question "
+        "test set. Kim's figures, in brackets, used word2vec trained on 100 billion words of Google News.",
+        "",
+        "Vectors:",
+        f"- **word2vec IMDB**: {meta['word2vec']['description']}, trained with `{meta['word2vec']['command']}`.",
+        "- **GloVe 50d subset**: the 5,050 most frequent words of GloVe 6B 50d (plus 50 listed words), "
+        "`$KERAS_TASKS_DATA/glove_subset/glove.6B.50d.subset.txt`; the full 400,000-word file is not available here.",
+        "",
+        "| embedding | vectors | " + " | ".join(titles) + " |",
+        "|---|---|" + "---|" * len(titles),
+    ]
+    by_key = {(r["dataset"], r["mode"], r["vectors"]): r for r in results}
+    rows = [("rand", None)] + [(mode, name) for name in ("word2vec", "glove") for mode in MODES]
+    names = {None: "none (random)", "word2vec": "word2vec IMDB 300d", "glove": "GloVe 50d subset"}
+    for mode, name in rows:
+        cells = []
+        for dataset in meta["datasets"]:
+            result = by_key.get((dataset, mode, name))
+            if result is None:
+                cells.append(f"not run [{KIM[mode][dataset]}]")
+                continue
+            cell = f"{result['accuracy']:.1f}"
+            if result["accuracy_std"] is not None:
+                cell += f" ± {result['accuracy_std']:.1f}"
+            cells.append(f"{cell} [{result['kim']}]")
+        lines.append(f"| CNN-{mode} | {names[name]} | " + " | ".join(cells) + " |")
+    lines += ["", "## Coverage of the task vocabularies", "",
+              "Vocabulary: share of the training vocabulary with a pretrained vector (after lowercasing); tokens: "
+              "share of the training tokens. Words without a vector are initialised as Kim did, "
+              "U[-a, a] with a = sqrt(3 var) of the pretrained vectors.", "",
+              "| dataset | vectors | vocabulary | words with a vector | vocabulary coverage | token coverage | a | "
+              "most frequent missing words |",
+              "|---|---|---|---|---|---|---|---|"]
+    for dataset in meta["datasets"]:
+        for name in ("word2vec", "glove"):
+            result = next((r for r in results if r["dataset"] == dataset and r["vectors"] == name
+                           and r["coverage"]), None)
+            if result is None:
+                continue
+            c = result["coverage"]
+            missing = ", ".join(f"{w} ({n})" for w, n in c["top_missing"][:8])
+            lines.append(
+                f"| {DATASETS[dataset]['title']} | {names[name]} | {c['vocabulary_size']:,} | {c['pretrained']:,} | "
+                f"{100 * c['vocabulary_coverage']:.1f}% | {100 * c['token_coverage']:.1f}% | {c['init_scale']:.3f} | "
+                f"{missing} |"
+            )
+    lines += ["", "## How it was run", "",
+              f"`python -m keras_tasks.scripts.benchmark_embeddings {meta['argv']}` on {meta['machine']}, "
+              f"{meta['date']}. Each cell is one command (run directories hold configs, histories, metrics and "
+              "`embedding_coverage.json`):", ""]
+    lines += [f"- `{r['command']}`: {r['train_seconds']} s of training" for r in results]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_outputs(results, meta, args):
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=2)
+        f.write("\n")
+    os.makedirs(os.path.dirname(args.markdown) or ".", exist_ok=True)
+    with open(args.markdown, "w", encoding="utf-8") as f:
+        f.write(markdown(results, meta))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="mr,sst2,trec")
+    parser.add_argument("--vectors", default="word2vec,glove", help="which pretrained vectors: word2vec, glove")
+    parser.add_argument("--modes", default="rand," + ",".join(MODES))
+    parser.add_argument("--folds", type=int, default=10, help="MR cross-validation folds (Kim: 10)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--data-dir", default=os.environ.get("KERAS_TASKS_DATA"))
+    parser.add_argument("--work-dir", default=os.path.join("runs", "benchmark_embeddings"))
+    parser.add_argument("--algorithm", default="skipgram", choices=("cbow", "skipgram"))
+    parser.add_argument("--dim", type=int, default=300)
+    parser.add_argument("--w2v-epochs", type=int, default=10)
+    parser.add_argument("--markdown", default=os.path.join("docs", "benchmarks_embeddings.md"))
+    parser.add_argument("--json", default=os.path.join("benchmarks", "results", "embeddings.json"))
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.data_dir:
+        raise SystemExit("set KERAS_TASKS_DATA or pass --data-dir")
+    datasets = args.datasets.split(",")
+    modes = args.modes.split(",")
+    vectors = []
+    meta = {"datasets": datasets, "folds": args.folds, "epochs": args.epochs,
+            "argv": " ".join(argv) if argv is not None else " ".join(sys.argv[1:]),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+            "date": datetime.date.today().isoformat()}
+    if "word2vec" in args.vectors:
+        path, command = word2vec_vectors(args)
+        vectors.append({"name": "word2vec", "path": path, "label": "VECTORS.bin"})
+        meta["word2vec"] = {"command": command, "description": f"{args.algorithm}, {args.dim} dims, window 5, "
+                            f"min count 5, {args.w2v_epochs} epochs on the 25,000 IMDB training reviews"}
+    else:
+        meta["word2vec"] = {"command": "(not run)", "description": "not used in this run"}
+    if "glove" in args.vectors:
+        path = os.path.join(args.data_dir, "glove_subset", "glove.6B.50d.subset.txt")
+        vectors.append({"name": "glove", "path": path, "label": "$KERAS_TASKS_DATA/glove_subset/glove.6B.50d.subset.txt"})
+    results = []
+    # Dataset by dataset, so an interrupted benchmark still has whole columns.
+    cells = [
+        (d, m, v)
+        for d in datasets
+        for m, v in [("rand", None)] + [(m, v) for v in vectors for m in MODES]
+        if m in modes
+    ]
+    for dataset, mode, vector in cells:
+        results.append(run_cell(dataset, mode, vector, args))
+        write_outputs(results, meta, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
