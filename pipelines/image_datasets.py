@@ -27,7 +27,13 @@ from keras_tasks.pipelines.cifar import read_cifar10
 from keras_tasks.pipelines.errors import DataError
 from keras_tasks.pipelines.idx import read_idx_pair
 from keras_tasks.pipelines.image_decoding import resize_image
-from keras_tasks.pipelines.image_folder import image_folder_dataset, infer_image_spec, read_image_folder
+from keras_tasks.pipelines.image_folder import (
+    SPLIT_FOLDERS,
+    has_split_layout,
+    image_folder_dataset,
+    infer_image_spec,
+    read_image_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +185,27 @@ def make_tfds_source(name, split, max_examples):
     if max_examples:
         dataset, count = dataset.take(max_examples), min(count, max_examples)
     return ImageSource(dataset, names, shape, count, f"tfds:{name}")
+
+
+def available_splits(dataset, data_dir=None):
+    """The splits a dataset has of its own, among `train`, `validation` and `test`."""
+    if dataset.startswith("tfds:"):
+        import tensorflow_datasets as tfds
+
+        splits = tfds.builder(dataset[len("tfds:"):]).info.splits
+        return tuple(s for s in ("train", "validation", "test") if s in splits) or ("train", "test")
+    directory, form, _ = resolve_local(dataset, data_dir)
+    if form == "folder":
+        if not has_split_layout(directory):
+            return ("train",)
+        return tuple(s for s in SPLIT_FOLDERS if os.path.isdir(os.path.join(directory, s)))
+    return ("train", "test")
+
+
+def take_range(source, begin, end):
+    """The examples `begin..end-1` of a source, as a source."""
+    begin, end = max(0, int(begin)), min(int(end), source.num_examples)
+    return dataclasses.replace(source, dataset=source.dataset.skip(begin).take(end - begin), num_examples=end - begin)
 
 
 def make_image_source(dataset, split="train", data_dir=None, max_examples=None, image_size=None, channels=None):

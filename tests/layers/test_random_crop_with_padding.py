@@ -1,6 +1,8 @@
 import keras
 import numpy as np
 
+from test_case import run_layer_test
+
 from keras_tasks.layers.random_crop_with_padding import RandomCropWithPadding
 
 
@@ -48,3 +50,7 @@ def test_config_round_trip_and_save(tmp_path):
     model.save(tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(reloaded.predict(images(), verbose=0), model.predict(images(), verbose=0), rtol=1e-6)
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(RandomCropWithPadding, {"padding": 1, "seed": 2}, images(), (3, 6, 6, 2), tmp_path=tmp_path)

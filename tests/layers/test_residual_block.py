@@ -2,6 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from test_case import run_layer_test
+
 from keras_tasks.layers.residual_block import ResidualBlock
 
 
@@ -73,3 +75,15 @@ def test_bad_arguments():
         ResidualBlock(4, shortcut="option_c")
     with pytest.raises(ValueError, match="cannot reduce"):
         ResidualBlock(2, shortcut="zero_pad")(np.ones((1, 4, 4, 4)))
+
+
+def test_layer_contract(tmp_path):
+    run_layer_test(
+        ResidualBlock,
+        {"filters": 8, "strides": 2, "shortcut": "zero_pad"},
+        np.random.rand(2, 6, 6, 4).astype("float32"),
+        (2, 3, 3, 8),
+        expected_num_trainable_weights=6,
+        expected_num_non_trainable_weights=4,
+        tmp_path=tmp_path,
+    )
