@@ -73,17 +73,18 @@ def _parse_value(text):
     return value
 
 
-def replace_path(config, path, value):
+def replace_path(config, path, value, _full=None):
     """A copy of a nested frozen dataclass with `path` ("section.key") set to `value`."""
+    full = _full or path
     head, _, rest = path.partition(".")
     fields = {f.name: f for f in dataclasses.fields(config)}
     if head not in fields:
-        raise KeyError(f"unknown config key {path!r}; known: {sorted(fields)}")
+        raise KeyError(f"unknown config key {full!r}; known here: {sorted(fields)}")
     current = getattr(config, head)
     if rest:
         if not dataclasses.is_dataclass(current):
-            raise KeyError(f"{head!r} has no sub-keys (asked for {path!r})")
-        return dataclasses.replace(config, **{head: replace_path(current, rest, value)})
+            raise KeyError(f"{head!r} has no sub-keys (asked for {full!r})")
+        return dataclasses.replace(config, **{head: replace_path(current, rest, value, full)})
     if dataclasses.is_dataclass(current):
         if not isinstance(value, dict):
             raise ValueError(f"{head!r} is a section; give a mapping, got {value!r}")
@@ -92,7 +93,7 @@ def replace_path(config, path, value):
     try:
         return dataclasses.replace(config, **{head: _coerce(value, hints[head])})
     except ValueError as e:
-        raise ValueError(f"bad value for {path!r}: {e}") from None
+        raise ValueError(f"bad value for {full!r}: {e}") from None
 
 
 def apply_mapping(config, mapping, prefix=""):

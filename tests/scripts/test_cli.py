@@ -1,0 +1,76 @@
+import json
+import os
+
+import pytest
+
+from keras_tasks.scripts import cli
+from test_case import tiny_sentiment_lines, write_lines
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_evaluate_export_predict(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = write_lines(tmp_path / "reviews.tsv", ["text\tlabel"] + [
+        f"{line.split(' ', 1)[1]}\t{'pos' if line[0] == '1' else 'neg'}" for line in tiny_sentiment_lines(60)
+    ])
+    tiny = ["--set", "model.embedding_dim=8", "--set", "model.num_filters=4"]
+    code, out, err = run(
+        capsys, "train", "text_classification", "--model", "textcnn", "--dataset", data,
+        "--epochs", "1", "--batch-size", "8", "--max-examples", "40", "--seed", "3", "--run-dir", "run", *tiny,
+    )
+    assert code == 0, err
+    assert "test: accuracy=" in out
+    config = json.load(open("run/config.json"))["config"]
+    assert config["train"]["seed"] == 3 and config["data"]["max_examples"] == 40
+
+    code, out, err = run(capsys, "evaluate", "--run-dir", "run")
+    assert code == 0 and "test: accuracy=" in out, err
+
+    code, out, err = run(capsys, "export", "--run-dir", "run", "--name", "reviews")
+    assert code == 0 and os.path.exists("saved_models/reviews/1/saved_model.pb"), err
+
+    inputs = write_lines(tmp_path / "inputs.txt", ["a dull and boring film", "", "lovely , superb acting"])
+    code, out, err = run(capsys, "predict", "--model", "saved_models/reviews", "a gripping , funny film",
+                         "--input-file", inputs)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    for line, text in zip(lines, ["a gripping , funny film", "a dull and boring film", "lovely , superb acting"]):
+        label, probability, echoed = line.split("\t")[:3]
+        assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1.0 and echoed == text
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = write_lines(tmp_path / "bad.txt", ["1 fine", "0"])
+    code, _, err = run(capsys, "train", "text_classification", "--dataset", bad, "--run-dir", "r")
+    assert code == 2 and "bad.txt:2: expected 'label text'" in err
+    code, _, err = run(capsys, "train", "text_classification", "--dataset", "trec", "--data-dir", str(tmp_path))
+    assert code == 2 and "TREC.train" in err and "--download" in err
+    code, _, err = run(capsys, "train", "text_classification", "--set", "model.nope=1")
+    assert code == 2 and "unknown config key 'model.nope'" in err
+    code, _, err = run(capsys, "train", "no_such_task")
+    assert code == 2 and "unknown task 'no_such_task'" in err
+    code, _, err = run(capsys, "evaluate", "--run-dir", str(tmp_path / "missing"))
+    assert code == 2 and "not a run directory" in err
+    code, _, err = run(capsys, "predict", "--model", str(tmp_path / "nothing"), "text")
+    assert code == 2 and "no such SavedModel folder" in err
+
+
+def test_print_config_resolves_presets_and_flags(capsys):
+    code, out, _ = run(capsys, "train", "text_classification", "--dataset", "imdb", "--epochs", "7", "--print-config")
+    config = json.loads(out)
+    assert code == 0 and config["train"]["epochs"] == 7 and config["train"]["batch_size"] == 32
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("train", "evaluate", "export", "predict"):
+        assert command in out

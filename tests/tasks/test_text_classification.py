@@ -1,0 +1,179 @@
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_tasks.tasks import base
+from keras_tasks.tasks import config as config_lib
+from keras_tasks.tasks import predict as predict_lib
+from keras_tasks.tasks.text_classification import TextClassificationConfig, TextClassificationTask
+from test_case import data_dir, tiny_sentiment_lines, write_lines
+
+TINY_MODEL = {"model.embedding_dim": 8, "model.num_filters": 4, "model.hidden_dim": 4, "model.attention_dim": 4}
+
+
+def tiny_config(dataset, model="textcnn", **overrides):
+    flags = {"model.name": model, "data.dataset": dataset, "train.epochs": 1, "train.batch_size": 8}
+    flags.update(TINY_MODEL)
+    flags.update(overrides)
+    return base.resolve_config("text_classification", flags)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    return write_lines(tmp_path / "reviews.txt", tiny_sentiment_lines(60))
+
+
+def test_config_overrides_and_file(tmp_path):
+    config = TextClassificationConfig()
+    config = config_lib.apply_overrides(config, ["model.filter_sizes=[2, 3]", "train.epochs=4", "data.max_length=null"])
+    assert config.model.filter_sizes == (2, 3) and config.train.epochs == 4 and config.data.max_length is None
+    with pytest.raises(KeyError, match="unknown config key 'model.filterz'"):
+        config_lib.apply_overrides(config, ["model.filterz=3"])
+    with pytest.raises(ValueError, match="bad value for 'train.epochs'"):
+        config_lib.apply_overrides(config, ["train.epochs=many"])
+    path = write_lines(tmp_path / "c.yaml", ["model:", "  name: bilstm_attention", "train:", "  batch_size: 7"])
+    resolved = base.resolve_config("text_classification", {"train.epochs": 2}, path, ["model.hidden_dim=9"])
+    assert (resolved.model.name, resolved.train.batch_size, resolved.train.epochs, resolved.model.hidden_dim) == (
+        "bilstm_attention",
+        7,
+        2,
+        9,
+    )
+    # Presets follow the chosen model/dataset, and flags still win over them.
+    assert base.resolve_config("text_classification", {"data.dataset": "imdb"}).train.batch_size == 32
+    assert base.resolve_config("text_classification", {"data.dataset": "imdb", "train.batch_size": 5}).train.batch_size == 5
+
+
+def test_bilstm_stays_cudnn_eligible(tiny_dataset, tmp_path):
+    task = TextClassificationTask(tiny_config(tiny_dataset, "bilstm_attention"))
+    splits = task.load_data()
+    task.adapt(splits, str(tmp_path))
+    task.restore(str(tmp_path))
+    model = task.build_model()
+    lstms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.LSTM)]
+    assert len(lstms) == 2  # forward and backward
+    for lstm in lstms:
+        assert lstm.activation is keras.activations.tanh
+        assert lstm.recurrent_activation is keras.activations.sigmoid
+        assert lstm.recurrent_dropout == 0 and not lstm.unroll and lstm.use_bias
+        assert lstm.use_cudnn in ("auto", True)
+    # ... and the pipeline pads on the right: every row is ids then zeros.
+    for ids, _ in task.make_dataset(splits, "train", training=True).take(3):
+        ids = ids.numpy()
+        lengths = (ids != 0).sum(axis=1)
+        for row, length in zip(ids, lengths):
+            assert np.all(row[:length] != 0) and np.all(row[length:] == 0)
+
+
+@pytest.mark.parametrize("model_name", ["textcnn", "bilstm_attention"])
+def test_train_export_reload_equal_on_raw_strings(model_name, tiny_dataset, tmp_path):
+    run_dir = str(tmp_path / "run")
+    metrics = base.train("text_classification", tiny_config(tiny_dataset, model_name), run_dir, log=lambda *_: None)
+    for name in ("config.json", "metrics.json", "model.keras", "history.csv", "assets/vocabulary.txt"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0 and metrics["training"]["epochs_run"] == 1
+    assert os.listdir(os.path.join(run_dir, "logs"))  # TensorBoard
+
+    path = base.export(run_dir, "tiny", base_dir=str(tmp_path / "saved_models"))
+    assert path.endswith(os.path.join("tiny", "1"))
+    labels = open(os.path.join(path, "assets.extra", "labels.txt")).read().split()
+    assert labels == ["0", "1"]
+    assert json.load(open(os.path.join(path, "assets.extra", "config.json")))["task"] == "text_classification"
+
+    texts = ["a great and lovely film", "dull , boring and flat !", "", "never seen words"]
+    served = predict_lib.predict(str(tmp_path / "saved_models" / "tiny"), texts)
+    task, _ = base.load_run(run_dir)
+    task.restore(os.path.join(run_dir, "assets"))
+    model = base.load_trained_model(run_dir)
+    in_memory = model.predict(task.vectorizer(texts), verbose=0)
+    np.testing.assert_allclose(served["probabilities"], in_memory, rtol=1e-5, atol=1e-6)
+    assert [label.decode() for label in served["label"]] == [labels[i] for i in in_memory.argmax(-1)]
+    if model_name == "bilstm_attention":
+        # Weights sum to 1 over the real tokens; an empty text has none to weigh.
+        np.testing.assert_allclose(served["attention"].sum(axis=1), [1.0, 1.0, 0.0, 1.0], rtol=1e-5)
+        assert served["tokens"][0].tolist()[:5] == [b"a", b"great", b"and", b"lovely", b"film"]
+        assert np.all(served["attention"][0][served["tokens"][0] == b""] == 0)
+
+    # The next export is version 2; an older explicit version is refused.
+    assert base.export(run_dir, "tiny", base_dir=str(tmp_path / "saved_models")).endswith("2")
+    with pytest.raises(ValueError, match="versions only grow"):
+        base.export(run_dir, "tiny", version=1, base_dir=str(tmp_path / "saved_models"))
+    assert sorted(os.listdir(tmp_path / "saved_models" / "tiny")) == ["1", "2"]  # no temp dirs left
+
+
+class _Kill(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_killed_run_resumes_where_it_stopped(tiny_dataset, tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = tiny_config(tiny_dataset, **{"train.epochs": 4})
+    with pytest.raises(KeyboardInterrupt):
+        base.train("text_classification", config, run_dir, log=lambda *_: None, callbacks=[_Kill(1)])
+    assert not os.path.exists(os.path.join(run_dir, "model.keras"))
+    vocabulary = open(os.path.join(run_dir, "assets", "vocabulary.txt")).read()
+    base.train("text_classification", config, run_dir, log=lambda *_: None)
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2, 3]  # epochs 0-1 before the kill, 2-3 after: none repeated
+    assert open(os.path.join(run_dir, "assets", "vocabulary.txt")).read() == vocabulary
+    # Same command again: already done, nothing retrained.
+    assert base.train("text_classification", config, run_dir, log=lambda *_: None)["training"]["epochs_run"] == 2
+    with pytest.raises(ValueError, match="different config"):
+        base.train("text_classification", tiny_config(tiny_dataset, **{"train.epochs": 5}), run_dir)
+
+
+def test_cross_validation_reports_the_mean_of_folds(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, **{"train.steps_per_epoch": 2})
+    summary = base.train_cv("text_classification", config, str(tmp_path / "cv"), folds=2, log=lambda *_: None)
+    accuracies = [fold["accuracy"] for fold in summary["per_fold_test"]]
+    assert summary["folds"] == 2 and len(accuracies) == 2
+    assert summary["test"]["accuracy"] == pytest.approx(np.mean(accuracies), abs=1e-6)
+    assert base.evaluate(str(tmp_path / "cv"))["test"]["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-6)
+
+
+def test_tiny_model_learns_the_tiny_task(tmp_path):
+    path = write_lines(tmp_path / "reviews.txt", tiny_sentiment_lines(400, seed=1))
+    config = tiny_config(path, **{"train.epochs": 8, "train.learning_rate": 0.01})
+    metrics = base.train("text_classification", config, str(tmp_path / "run"), log=lambda *_: None)
+    assert metrics["test"]["accuracy"] >= 0.9
+
+
+@pytest.mark.large
+def test_textcnn_learns_trec():
+    import tempfile
+
+    config = base.resolve_config(
+        "text_classification",
+        {"model.name": "textcnn", "data.dataset": "trec", "data.data_dir": data_dir(), "train.epochs": 2,
+         "model.embedding_dim": 64},
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        metrics = base.train("text_classification", config, run_dir, log=lambda *_: None)
+    # Majority class (DESC) is 27.6% of the TREC test set.
+    assert metrics["test"]["accuracy"] >= 0.75
+
+
+@pytest.mark.large
+def test_bilstm_attention_learns_mr():
+    import tempfile
+
+    config = base.resolve_config(
+        "text_classification",
+        {"model.name": "bilstm_attention", "data.dataset": "mr", "data.data_dir": data_dir(), "train.epochs": 2,
+         "model.embedding_dim": 64, "model.hidden_dim": 32, "model.attention_dim": 32},
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        metrics = base.train("text_classification", config, run_dir, log=lambda *_: None)
+    assert metrics["test"]["accuracy"] >= 0.68  # balanced classes: chance is 0.5
