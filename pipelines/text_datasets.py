@@ -10,6 +10,7 @@ a user's own file or directory (`label<space>text` lines, TSV or CSV), or
 
 import csv
 import dataclasses
+import hashlib
 import os
 import random
 import re
@@ -292,25 +293,39 @@ def _missing(spec, data_dir, paths):
 
 
 def download(spec, data_dir):
-    """Fetch a named dataset's files into `data_dir`, verifying each checksum."""
-    import keras  # only the download helper; keeps this module light to import.
+    """Fetch a named dataset's files into `data_dir`, verifying each checksum.
+
+    Each file is written to a temporary name and renamed only once its checksum
+    matches, so an interrupted or corrupted download never looks like data.
+    """
+    import urllib.request
 
     for relative, (url, checksum) in spec.downloads.items():
         target = os.path.join(data_dir, relative)
         if os.path.exists(target):
             continue
-        algorithm, _, digest = checksum.partition(":")
+        algorithm, _, expected = checksum.partition(":")
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        path = keras.utils.get_file(
-            fname=os.path.basename(relative),
-            origin=url,
-            file_hash=digest,
-            hash_algorithm=algorithm,
-            cache_dir=os.path.dirname(target),
-            cache_subdir="",
-        )
-        if os.path.abspath(path) != os.path.abspath(target):
-            os.replace(path, target)
+        tmp = f"{target}.part"
+        print(f"downloading {url} -> {target}")
+        try:
+            urllib.request.urlretrieve(url, tmp)
+            digest = hashlib.new(algorithm)
+            with open(tmp, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            if digest.hexdigest() != expected:
+                raise DataError(
+                    url,
+                    f"checksum mismatch: {algorithm} {digest.hexdigest()}, expected {expected}",
+                    hint="the download is corrupt or the source changed; nothing was kept",
+                )
+            os.replace(tmp, target)
+        except OSError as e:
+            raise DataError(url, f"download failed: {e}", hint=f"put the file at {target} by hand") from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def read_named(spec, data_dir, split, encoding=None, allow_download=False):

@@ -147,3 +147,30 @@ def test_real_datasets_counts_and_labels():
     imdb = td.load_text_splits("imdb", data_dir=root)
     assert len(imdb.texts["train"]) + len(imdb.texts["validation"]) == 25000 and len(imdb.texts["test"]) == 25000
     assert collections.Counter(imdb.labels["test"]) == {"negative": 12500, "positive": 12500}
+
+
+def test_download_verifies_the_checksum(tmp_path, monkeypatch):
+    import hashlib
+
+    source = write_lines(tmp_path / "published.txt", ["1 a fine film", "0 a dull film"] * 10)
+    digest = hashlib.sha256(open(source, "rb").read()).hexdigest()
+    spec = td.DatasetSpec(
+        "toy", {"all": "toy/all.txt"}, "label_text", ("0", "1"),
+        downloads={"toy/all.txt": (f"file://{source}", f"sha256:{digest}")},
+    )
+    monkeypatch.setitem(td.DATASETS, "toy", spec)
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match="--download"):
+        td.load_text_splits("toy", data_dir=str(data))
+    splits = td.load_text_splits("toy", data_dir=str(data), allow_download=True)
+    assert sum(len(t) for t in splits.texts.values()) == 20
+    assert (data / "toy" / "all.txt").read_bytes() == open(source, "rb").read()
+
+    bad = td.DatasetSpec(
+        "toy_bad", {"all": "bad/all.txt"}, "label_text", ("0", "1"),
+        downloads={"bad/all.txt": (f"file://{source}", "sha256:" + "0" * 64)},
+    )
+    monkeypatch.setitem(td.DATASETS, "toy_bad", bad)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        td.load_text_splits("toy_bad", data_dir=str(data), allow_download=True)
+    assert not (data / "bad" / "all.txt").exists()
