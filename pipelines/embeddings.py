@@ -62,10 +62,14 @@ def load_vectors(path, format=None):
         vectors = _read_fasttext_bin(path)
     elif format == "gensim":
         vectors = _read_gensim(path)
-    elif format == "word2vec-binary":
-        vectors = _read_word2vec_binary(path)
     else:
-        vectors = _read_text(path, header=format != "glove", format=format)
+        try:
+            if format == "word2vec-binary":
+                vectors = _read_word2vec_binary(path)
+            else:
+                vectors = _read_text(path, header=format != "glove", format=format)
+        except (OSError, EOFError) as error:  # a damaged .gz/.bz2 archive, or a read error
+            raise DataError(path, f"cannot read the file: {error}", hint="re-download the file") from error
     vectors.source_path = str(path)
     vectors.source_format = format
     logger.info("read %d vectors of %d dims from %s (%s)", len(vectors), vectors.vector_size, path, format)

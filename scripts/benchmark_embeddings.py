@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -52,7 +53,8 @@ def word2vec_vectors(args):
     return path, command
 
 
-def run_cell(dataset, mode, vectors, args):
+def run_cell(dataset, mode, vectors, args, fold=None):
+    """One training run: a dataset's standard split, or fold `fold` of MR's k-fold split."""
     from keras_tasks.tasks import base
 
     spec = DATASETS[dataset]
@@ -60,40 +62,52 @@ def run_cell(dataset, mode, vectors, args):
              "data.data_dir": args.data_dir, "train.epochs": args.epochs, "train.verbose": "2"}
     if vectors:
         flags["model.embeddings_path"] = vectors["path"]
+    if fold is not None:
+        flags.update({"data.folds": args.folds, "data.fold": fold})
     config = base.resolve_config("text_classification", flags, None, [])
-    name = f"{dataset}-{mode}" + (f"-{vectors['name']}" if vectors else "")
-    run_dir = os.path.join(args.work_dir, "runs", name)
-    folds = args.folds if dataset == "mr" else None
-    start = time.perf_counter()
-    if folds:
-        metrics = base.train_cv("text_classification", config, run_dir, folds)
-        coverage_path = os.path.join(run_dir, "fold_0", "embedding_coverage.json")
-    else:
-        metrics = base.train("text_classification", config, run_dir)
-        coverage_path = os.path.join(run_dir, "embedding_coverage.json")
+    run_dir = os.path.join(args.work_dir, "runs", f"{dataset}-{mode}" + (f"-{vectors['name']}" if vectors else ""))
+    if fold is not None:
+        run_dir = os.path.join(run_dir, f"fold_{fold}")
+    print(f"=== {run_dir}", flush=True)
+    metrics = base.train("text_classification", config, run_dir)
     coverage = None
+    coverage_path = os.path.join(run_dir, "embedding_coverage.json")
     if vectors and os.path.exists(coverage_path):
         with open(coverage_path, encoding="utf-8") as f:
             report = json.load(f)
         coverage = {key: report[key] for key in ("vocabulary_size", "pretrained", "vocabulary_coverage",
-                                                 "token_coverage", "init_scale", "top_missing") if key in report}
+                                                 "token_coverage", "init_scale", "top_missing")}
+    return {
+        "accuracy": 100 * metrics["test"]["accuracy"],
+        "epochs_run": metrics["training"]["epochs_run"],
+        "train_seconds": metrics["training"]["train_seconds"],
+        "coverage": coverage,
+    }
+
+
+def summarize(dataset, mode, vectors, runs, args):
+    """One table cell from its runs (one, or the folds done so far)."""
+    accuracies = [run["accuracy"] for run in runs]
+    folds = args.folds if dataset == "mr" else None
+    command = f"keras-tasks train text_classification --model textcnn --dataset {DATASETS[dataset]['dataset']}"
+    if folds:
+        command += f" --folds {folds}"
+    command += f" --embedding-mode {mode}" + (f" --embeddings {vectors['label']}" if vectors else "")
+    command += f" --epochs {args.epochs}"
     result = {
         "dataset": dataset,
         "mode": mode,
         "vectors": vectors["name"] if vectors else None,
-        "accuracy": round(100 * metrics["test"]["accuracy"], 2),
-        "accuracy_std": round(100 * metrics["test"]["accuracy_std"], 2) if folds else None,
+        "accuracy": round(statistics.fmean(accuracies), 2),
+        "accuracy_std": round(statistics.pstdev(accuracies), 2) if folds else None,
         "folds": folds,
+        "folds_run": len(runs) if folds else None,
+        "per_fold": [round(a, 2) for a in accuracies] if folds else None,
         "kim": KIM[mode][dataset],
-        "epochs": args.epochs,
-        "train_seconds": metrics.get("train_seconds") or metrics.get("training", {}).get("train_seconds"),
-        "wall_seconds_this_invocation": round(time.perf_counter() - start, 1),
-        "coverage": coverage,
-        "command": f"keras-tasks train text_classification --model textcnn --dataset {spec['dataset']}"
-        + (f" --folds {folds}" if folds else "")
-        + f" --embedding-mode {mode}"
-        + (f" --embeddings {vectors['label']}" if vectors else "")
-        + f" --epochs {args.epochs}",
+        "epochs_run": [run["epochs_run"] for run in runs],
+        "train_seconds": round(sum(run["train_seconds"] for run in runs), 1),
+        "coverage": runs[0]["coverage"],
+        "command": command,
     }
     print(json.dumps(result), flush=True)
     return result
@@ -105,9 +119,10 @@ def markdown(results, meta):
         "# Pretrained embeddings: Kim (2014)'s table for TextCNN",
         "",
         "Test accuracy (%) of TextCNN (filter widths 3, 4, 5; 100 maps each; dropout 0.5; max-norm 3; Adam 1e-3, "
-        f"batch 50, {meta['epochs']} epochs, best validation epoch kept) with each embedding mode. "
-        f"MR: {meta['folds']}-fold cross-validation, mean ± standard deviation"
-        + (" (**fewer folds than Kim's 10**, to fit the CPU time available)" if meta["folds"] < 10 else "")
+        f"batch 50, at most {meta['epochs']} epochs, stopped after {meta['patience']} without improvement, best "
+        f"validation epoch kept) with each embedding mode. MR: {meta['folds']}-fold cross-validation split, mean ± "
+        "standard deviation over the folds run (a cell that ran fewer folds than Kim's 10 says how many, "
+        "**to fit the CPU time available**)"
         + "; SST-2: sentence-level training set (6,920 sentences; Kim also trained on phrases); TREC: 500-question "
         "test set. Kim's figures, in brackets, used word2vec trained on 100 billion words of Google News.",
         "",
@@ -132,6 +147,8 @@ def markdown(results, meta):
             cell = f"{result['accuracy']:.1f}"
             if result["accuracy_std"] is not None:
                 cell += f" ± {result['accuracy_std']:.1f}"
+                if result["folds_run"] < result["folds"]:
+                    cell += f" ({result['folds_run']}/{result['folds']} folds)"
             cells.append(f"{cell} [{result['kim']}]")
         lines.append(f"| CNN-{mode} | {names[name]} | " + " | ".join(cells) + " |")
     lines += ["", "## Coverage of the task vocabularies", "",
@@ -158,7 +175,12 @@ def markdown(results, meta):
               f"`python -m keras_tasks.scripts.benchmark_embeddings {meta['argv']}` on {meta['machine']}, "
               f"{meta['date']}. Each cell is one command (run directories hold configs, histories, metrics and "
               "`embedding_coverage.json`):", ""]
-    lines += [f"- `{r['command']}`: {r['train_seconds']} s of training" for r in results]
+    lines += [
+        f"- `{r['command']}`"
+        + (f" (folds 1-{r['folds_run']})" if r["folds"] and r["folds_run"] < r["folds"] else "")
+        + f": {r['train_seconds']:,.0f} s of training, epochs run {r['epochs_run']}"
+        for r in results
+    ]
     lines.append("")
     return "\n".join(lines)
 
@@ -179,6 +201,7 @@ def parse_args(argv=None):
     parser.add_argument("--vectors", default="word2vec,glove", help="which pretrained vectors: word2vec, glove")
     parser.add_argument("--modes", default="rand," + ",".join(MODES))
     parser.add_argument("--folds", type=int, default=10, help="MR cross-validation folds (Kim: 10)")
+    parser.add_argument("--max-folds", type=int, default=None, help="run only the first folds of MR's split")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--data-dir", default=os.environ.get("KERAS_TASKS_DATA"))
     parser.add_argument("--work-dir", default=os.path.join("runs", "benchmark_embeddings"))
@@ -197,7 +220,9 @@ def main(argv=None):
     datasets = args.datasets.split(",")
     modes = args.modes.split(",")
     vectors = []
-    meta = {"datasets": datasets, "folds": args.folds, "epochs": args.epochs,
+    from keras_tasks.tasks.text_classification import TextClassificationConfig
+
+    meta = {"patience": TextClassificationConfig().train.early_stopping_patience, "datasets": datasets, "folds": args.folds, "max_folds": args.max_folds, "epochs": args.epochs,
             "argv": " ".join(argv) if argv is not None else " ".join(sys.argv[1:]),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
             "date": datetime.date.today().isoformat()}
@@ -211,16 +236,19 @@ def main(argv=None):
     if "glove" in args.vectors:
         path = os.path.join(args.data_dir, "glove_subset", "glove.6B.50d.subset.txt")
         vectors.append({"name": "glove", "path": path, "label": "$KERAS_TASKS_DATA/glove_subset/glove.6B.50d.subset.txt"})
-    results = []
-    # Dataset by dataset, so an interrupted benchmark still has whole columns.
-    cells = [
-        (d, m, v)
-        for d in datasets
-        for m, v in [("rand", None)] + [(m, v) for v in vectors for m in MODES]
-        if m in modes
-    ]
-    for dataset, mode, vector in cells:
-        results.append(run_cell(dataset, mode, vector, args))
+    # MR's first fold for every embedding first, then the other datasets, then MR's other folds: an interrupted
+    # benchmark still has a whole table.
+    configs = [(m, v) for m, v in [("rand", None)] + [(m, v) for v in vectors for m in MODES] if m in modes]
+    cells = [(d, m, v, 0 if d == "mr" else None) for d in datasets for m, v in configs]
+    cells.sort(key=lambda cell: cell[0] != "mr")
+    cells += [("mr", m, v, fold) for fold in range(1, args.max_folds or args.folds) for m, v in configs
+              if "mr" in datasets]
+    runs = {}
+    for dataset, mode, vector, fold in cells:
+        key = (dataset, mode, vector["name"] if vector else None)
+        runs.setdefault(key, []).append(run_cell(dataset, mode, vector, args, fold))
+        name_to_vectors = {v["name"]: v for v in vectors}
+        results = [summarize(d, m, name_to_vectors.get(n), r, args) for (d, m, n), r in runs.items()]
         write_outputs(results, meta, args)
     return 0
 

@@ -84,6 +84,15 @@ def test_compressed_text(tmp_path):
     assert_vectors(load_vectors(path), "glove")
 
 
+def test_damaged_archive(tmp_path):
+    path = tmp_path / "glove.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(glove_lines() * 500) + "\n")
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(DataError, match="glove.txt.gz: cannot read the file"):
+        load_vectors(path)
+
+
 def test_explicit_format_and_alias(tmp_path):
     path = write_text(tmp_path / "vectors.data", [f"{len(WORDS)} 3"] + glove_lines())
     assert_vectors(load_vectors(path, format="vec"), "fasttext-vec")
