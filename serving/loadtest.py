@@ -1,9 +1,10 @@
 """`keras-tasks loadtest`: a bounded load test of the model server against in-process SavedModel calls.
 
-Three phases in one run, each sending the same request `--requests` times from `--concurrency` concurrent
-callers (or stopping at `--max-seconds`): the SavedModel's signature called in this process from threads; a server
-started on loopback without batching, over HTTP; the same server with server-side batching. Each phase reports
-throughput, p50/p99 latency and errors; the server phases also as ratios to the in-process figures.
+Three modes, measured in one run with the same request, each sent `--requests` times by `--concurrency` concurrent
+callers: the SavedModel's signature called in this process from threads; a server started on loopback without
+batching, over HTTP; a second server with server-side batching. The modes take turns in `--rounds` interleaved
+rounds, so that other load on the machine falls on all of them alike; everything stops at `--max-seconds`. Each
+mode reports throughput, p50/p99 latency and errors, and the servers' figures also as ratios to in-process ones.
 """
 
 import asyncio
@@ -44,7 +45,8 @@ def add_arguments(parser):
     parser.add_argument("--batch-timeout-ms", type=float, default=2.0, help="the batching phase's timeout")
     parser.add_argument("--text", default=SAMPLE_TEXT, help="the text sent to a text model")
     parser.add_argument("--image", help="an image file sent to a model whose input ends in _bytes")
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="a phase stops here even if unfinished")
+    parser.add_argument("--rounds", type=int, default=10, help="the modes take turns this many times")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="the measurement stops here, finished or not")
     parser.add_argument("--json", help="also write the results to this JSON file (one entry per model)")
     return parser
 
@@ -81,17 +83,14 @@ def _summary(mode, latencies, errors, seconds):
     }
 
 
-# === In process ===
+# === One round of each mode ===
 
 
-def run_in_process(signature, arrays, requests, concurrency, max_seconds):
-    """Calls the signature `requests` times from `concurrency` threads."""
-    for _ in range(10):  # warm up
-        signature.call(arrays)
+def in_process_round(signature, arrays, requests, concurrency, deadline):
+    """Calls the signature `requests` times from `concurrency` threads; returns (latencies, errors, seconds)."""
     counter = itertools.count()
     latencies, failures = [], []
     lock = threading.Lock()
-    deadline = time.perf_counter() + max_seconds
 
     def worker():
         mine, errors = [], 0
@@ -112,10 +111,29 @@ def run_in_process(signature, arrays, requests, concurrency, max_seconds):
         thread.start()
     for thread in threads:
         thread.join()
-    return _summary("in-process", latencies, sum(failures), time.perf_counter() - start)
+    return latencies, sum(failures), time.perf_counter() - start
 
 
-# === Over HTTP ===
+async def http_round(post, requests, concurrency, deadline):
+    """Sends `requests` requests from `concurrency` coroutines; returns (latencies, errors, seconds)."""
+    counter = itertools.count()
+    latencies, errors = [], []
+
+    async def worker():
+        while next(counter) < requests and time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                status, _ = await post()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status = None
+            if status == 200:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors.append(status)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, len(errors), time.perf_counter() - start
 
 
 class ServerProcess:
@@ -177,51 +195,56 @@ class ServerProcess:
         self.stop()
 
 
-async def _hit(url, body, requests, concurrency, max_seconds):
+async def _server_stats(session, url, model):
+    async with session.get(f"{url}/v1/models") as response:
+        listed = {entry["name"]: entry for entry in (await response.json())["models"]}
+    return listed.get(model, {}).get("batching", {}).get("serving_default")
+
+
+async def measure(args, signature, arrays, body, urls):
+    """Runs the modes in interleaved rounds; returns {mode: (latencies, errors, seconds)} and the first answers."""
     data = json.dumps(body).encode("utf-8")
     headers = {"Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    loop = asyncio.get_running_loop()
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    sessions = {mode: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency), timeout=timeout)
+                for mode in urls}
+    try:
+        posts, first = {}, {}
+        for mode, url in urls.items():
+            async def post(session=sessions[mode], url=f"{url}/v1/models/{args.model}:predict"):
+                async with session.post(url, data=data, headers=headers) as response:
+                    return response.status, await response.read()
 
-        async def post():
-            async with session.post(url, data=data, headers=headers) as response:
-                answer = await response.read()
-                return response.status, answer
+            status, answer = await post()
+            if status != 200:
+                raise RuntimeError(f"{mode}: the server answered {status}: {answer[:500]!r}")
+            first[mode] = json.loads(answer)
+            await asyncio.gather(*(post() for _ in range(4 * args.concurrency)))  # warm up connections and model
+            posts[mode] = post
+        for _ in range(10):
+            signature.call(arrays)
 
-        status, first = await post()
-        if status != 200:
-            raise RuntimeError(f"the server answered {status}: {first[:500]!r}")
-        for _ in range(4 * concurrency):  # warm up connections and the model
-            await post()
-        counter = itertools.count()
-        latencies, errors = [], []
-        deadline = time.perf_counter() + max_seconds
-
-        async def worker():
-            while next(counter) < requests and time.perf_counter() < deadline:
-                start = time.perf_counter()
-                try:
-                    status, _ = await post()
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    status = None
-                if status == 200:
-                    latencies.append(time.perf_counter() - start)
+        modes = ["in-process", *urls]
+        totals = {mode: ([], 0, 0.0) for mode in modes}
+        rounds = max(1, min(args.rounds, args.requests))
+        deadline = time.perf_counter() + args.max_seconds
+        for index in range(rounds):
+            share = args.requests // rounds + (index < args.requests % rounds)
+            for mode in modes[index % len(modes):] + modes[: index % len(modes)]:  # each mode goes first in turn
+                if mode == "in-process":
+                    result = await loop.run_in_executor(
+                        None, in_process_round, signature, arrays, share, args.concurrency, deadline
+                    )
                 else:
-                    errors.append(status)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, len(errors), time.perf_counter() - start, json.loads(first)
-
-
-def run_server(mode, server, args, body):
-    """Sends the load to a started server, stops it with SIGTERM; returns the summary and the first answer."""
-    url = f"{server.wait().url}/v1/models/{args.model}:predict"
-    latencies, errors, seconds, first = asyncio.run(_hit(url, body, args.requests, args.concurrency, args.max_seconds))
-    result = _summary(mode, latencies, errors, seconds)
-    result["server_exit_status"] = server.stop()
-    return result, first
+                    result = await http_round(posts[mode], share, args.concurrency, deadline)
+                latencies, errors, seconds = totals[mode]
+                totals[mode] = (latencies + result[0], errors + result[1], seconds + result[2])
+        stats = {mode: await _server_stats(sessions[mode], url, args.model) for mode, url in urls.items()}
+        return totals, first, stats
+    finally:
+        for session in sessions.values():
+            await session.close()
 
 
 # === Report ===
@@ -237,17 +260,15 @@ def _with_ratios(results):
 
 
 def markdown_table(results):
-    rows = [
-        "| mode | requests | errors | throughput (req/s) | p50 (ms) | p99 (ms) | throughput ÷ in-process "
-        "| p50 ÷ in-process | p99 ÷ in-process |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    columns = (
+        ("mode", "mode"), ("requests", "requests"), ("errors", "errors"), ("throughput (req/s)", "throughput_rps"),
+        ("p50 (ms)", "p50_ms"), ("p99 (ms)", "p99_ms"), ("throughput ÷ in-process", "throughput_ratio"),
+        ("p50 ÷ in-process", "p50_ratio"), ("p99 ÷ in-process", "p99_ratio"),
+        ("examples per model call", "examples_per_model_call"),
+    )
+    rows = ["| " + " | ".join(title for title, _ in columns) + " |", "| --- |" + " ---: |" * (len(columns) - 1)]
     for result in results:
-        ratios = [result.get(key, "") for key in ("throughput_ratio", "p50_ratio", "p99_ratio")]
-        rows.append(
-            f"| {result['mode']} | {result['requests']} | {result['errors']} | {result['throughput_rps']} "
-            f"| {result['p50_ms']} | {result['p99_ms']} | " + " | ".join(str(ratio) for ratio in ratios) + " |"
-        )
+        rows.append("| " + " | ".join(str(result.get(key, "")) for _, key in columns) + " |")
     return "\n".join(rows)
 
 
@@ -276,7 +297,7 @@ def _write_json(path, report):
 
 
 def main(args):
-    """Runs the three phases, prints the table and returns 0 when no request failed."""
+    """Measures the three modes, prints the table and returns 0 when no request failed."""
     manager = models.ModelManager(args.model_base_path, settle_seconds=0.0)
     manager.poll()
     servable = manager.get(args.model)
@@ -289,41 +310,41 @@ def main(args):
 
     print(f"loadtest: {args.model} version {servable.version}, {args.requests} requests x {args.concurrency} "
           f"concurrent, {args.instances} example(s) each", flush=True)
-    # Both servers start (and import TensorFlow) together, then idle while the other phases run.
+    # Both servers start (and import TensorFlow) together, then take turns with the in-process calls.
     batch_flags = ["--max-batch-size", str(args.max_batch_size), "--batch-timeout-ms", str(args.batch_timeout_ms)]
     servers = {
         "server": ServerProcess(args.model_base_path),
         "server + batching": ServerProcess(args.model_base_path, batch_flags),
     }
-    agreement = {}
     try:
-        for server in servers.values():
-            server.wait()
-        results = [run_in_process(signature, arrays, args.requests, args.concurrency, args.max_seconds)]
-        print(f"  in-process done: {results[-1]}", flush=True)
-        for mode, server in servers.items():
-            result, first = run_server(mode, server, args, body)
-            agreement[mode] = _close(first, reference)
-            results.append(result)
-            print(f"  {mode} done: {result}", flush=True)
+        urls = {mode: server.wait().url for mode, server in servers.items()}
+        totals, first, stats = asyncio.run(measure(args, signature, arrays, body, urls))
     finally:
-        for server in servers.values():
-            server.stop()
+        exit_statuses = {mode: server.stop() for mode, server in servers.items()}
+    results = [_summary(mode, *totals[mode]) for mode in totals]
+    for result in results[1:]:
+        result["server_exit_status"] = exit_statuses[result["mode"]]
+        calls = stats[result["mode"]]  # None without batching: one call per request
+        result["examples_per_model_call"] = (
+            round(calls["examples"] / max(1, calls["calls"]), 2) if calls else float(args.instances)
+        )
+    agreement = {mode: _close(answer, reference) for mode, answer in first.items()}
     _with_ratios(results)
 
     report = {
         "model": args.model,
         "version": servable.version,
         "signature_name": args.signature_name,
-        "requests_per_phase": args.requests,
+        "requests_per_mode": args.requests,
         "concurrency": args.concurrency,
+        "rounds": args.rounds,
         "examples_per_request": args.instances,
         "max_batch_size": args.max_batch_size,
         "batch_timeout_ms": args.batch_timeout_ms,
         "server_matches_in_process": agreement,
         "p99_goal_met": {result["mode"]: result.get("p99_ratio", 99) <= 2.0 for result in results[1:]},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                    "platform": platform.platform()},
+                    "platform": platform.platform(), "load_average_at_start": list(os.getloadavg())},
         "results": results,
     }
     print(markdown_table(results))

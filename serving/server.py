@@ -153,6 +153,11 @@ async def _list_models(request):
                 labels=servable.labels,
                 metrics=servable.metrics,
             )
+            if servable.batchers:
+                entry["batching"] = {
+                    key: {"calls": batcher.calls, "examples": batcher.examples}
+                    for key, batcher in servable.batchers.items()
+                }
         listed.append(entry)
     return _json({"models": listed})
 

@@ -70,7 +70,7 @@ def test_demo_page_classifies_text_and_images(tmp_path, install, browser):
     with server.ServerThread(server.ServerConfig(model_base_path=str(tmp_path), port=0, poll_seconds=60)) as running:
         browser.get(running.url + "/")
         text_card = _card(browser, "sst")
-        assert "version 1" in text_card.find_element(By.TAG_NAME, "h2").text
+        assert text_card.find_element(By.TAG_NAME, "h2").text == "sst version 1 · test accuracy 0.900"
         box = text_card.find_element(By.CSS_SELECTOR, "textarea.input-text")
         box.send_keys("a good , good film")
         text_card.find_element(By.CSS_SELECTOR, "button.predict").click()

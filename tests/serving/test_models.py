@@ -32,7 +32,7 @@ def test_loads_the_newest_version_and_reads_assets_extra(tmp_path, install):
     assert servable.version == 2
     assert _label(servable) == "pos_v2"
     assert servable.labels == ["neg_v2", "pos_v2"]
-    assert servable.metrics == {"accuracy": 1.0}
+    assert servable.metrics == {"test": {"accuracy": 0.9}}
     signature = servable.signatures["serving_default"]
     assert list(signature.inputs) == ["text"]
     assert sorted(signature.outputs) == ["attention", "label", "probabilities", "tokens"]
