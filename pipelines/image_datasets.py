@@ -160,31 +160,40 @@ def read_local(directory, form, split, label_names, image_size, channels):
     return (images, labels), names, images.shape[1:]
 
 
-def arrays_dataset(images, labels, channels, size):
-    dataset = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
-    if channels == images.shape[-1] and tuple(size) == images.shape[1:3]:
+def convert_images(dataset, from_shape, channels, size):
+    """Maps `{"image"}` examples of `from_shape` (None where sizes vary) to `channels` and `size`."""
+    if channels == from_shape[-1] and tuple(size) == tuple(from_shape[:2]):
         return dataset
-    # Only when the caller asks for another shape than the files hold.
+
     def convert(x):
         image = x["image"]
         if channels != image.shape[-1]:
             image = tf.image.rgb_to_grayscale(image) if channels == 1 else tf.image.grayscale_to_rgb(image)
-        return {"image": resize_image(image, size), "label": x["label"]}
+        return {**x, "image": resize_image(image, size)}
 
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def make_tfds_source(name, split, max_examples):
+def count_examples(dataset):
+    count = int(dataset.cardinality())
+    return count if count >= 0 else int(dataset.reduce(0, lambda n, _: n + 1))
+
+
+def make_tfds_source(name, split, max_examples, image_size, channels):
     import tensorflow_datasets as tfds  # only online users need it
 
     dataset, info = tfds.load(name, split=split, with_info=True)
     names = tuple(info.features["label"].names)
     shape = tuple(info.features["image"].shape)
-    count = int(info.splits[split].num_examples)
+    height, width = tuple(image_size) if image_size else shape[:2]
+    if height is None or width is None:
+        raise DataError(f"tfds:{name}", f"images vary in size {shape}", hint="set data.image_size, e.g. [224, 224]")
+    channels = channels or shape[-1]
     dataset = dataset.map(lambda x: {"image": x["image"], "label": tf.cast(x["label"], tf.int64)})
     if max_examples:
-        dataset, count = dataset.take(max_examples), min(count, max_examples)
-    return ImageSource(dataset, names, shape, count, f"tfds:{name}")
+        dataset = dataset.take(max_examples)
+    dataset = convert_images(dataset, shape, channels, (height, width))
+    return ImageSource(dataset, names, (height, width, channels), count_examples(dataset), f"tfds:{name}")
 
 
 def available_splits(dataset, data_dir=None):
@@ -225,7 +234,7 @@ def make_image_source(dataset, split="train", data_dir=None, max_examples=None, 
         An `ImageSource`.
     """
     if dataset.startswith("tfds:"):
-        return make_tfds_source(dataset[len("tfds:"):], split, max_examples)
+        return make_tfds_source(dataset[len("tfds:"):], split, max_examples, image_size, channels)
     directory, form, label_names = resolve_local(dataset, data_dir)
     split_name, start, stop = parse_split(split)
     (images, labels), names, shape = read_local(directory, form, split_name, label_names, image_size, channels)
@@ -242,5 +251,6 @@ def make_image_source(dataset, split="train", data_dir=None, max_examples=None, 
     if form == "folder":
         source = image_folder_dataset(images, labels, channels, (height, width))
     else:
-        source = arrays_dataset(np.asarray(images), labels, channels, (height, width))
+        arrays = tf.data.Dataset.from_tensor_slices({"image": np.asarray(images), "label": labels})
+        source = convert_images(arrays, images.shape[1:], channels, (height, width))
     return ImageSource(source, tuple(names), (int(height), int(width), int(channels)), len(labels), directory)

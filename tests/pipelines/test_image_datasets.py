@@ -86,3 +86,14 @@ def test_real_data_files_read():
     assert make_image_source("mnist", "test", data_dir=root).num_examples == 10000
     source = make_image_source("cifar10_subset", "train", data_dir=root)
     assert source.num_examples == 4000 and source.label_names[-1] == "truck"
+
+
+def test_tfds_source_offline_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6):
+        source = make_image_source("tfds:mnist", "train", max_examples=4, image_size=(32, 32), channels=3)
+        images, labels = take_all(source)
+    assert source.origin == "tfds:mnist" and source.label_names[:2] == ("0", "1")
+    assert source.num_examples == 4 and source.image_shape == (32, 32, 3)
+    assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8 and labels.dtype == np.int64
