@@ -66,6 +66,44 @@ def predict(server_url, model_name, texts_or_instances, signature_name=None, ver
     return request(server_url, _model_path(model_name, version) + ":predict", body, timeout)["predictions"]
 
 
+def predict_columns(server_url, model_name, inputs, signature_name=None, version=None, timeout=30.0):
+    """Columnar outputs `{name: [value per input]}` of a one-input signature: `tasks.predict.predict` over HTTP.
+
+    Args:
+        server_url: e.g. `http://127.0.0.1:8501`.
+        model_name: the model's directory name under the server's model base path.
+        inputs: texts; for an input whose name ends in `_bytes` (images), paths of files to send (or bytes).
+        signature_name: defaults to `serving_default`.
+        version: an integer version; the newest loaded version when None.
+        timeout: seconds to wait for each answer.
+
+    Raises:
+        ServingError: with the server's status and message.
+        ValueError: the signature does not exist or takes more than one input.
+    """
+    signature_name = signature_name or "serving_default"
+    answer = metadata(server_url, model_name, version, timeout)
+    version = int(answer["model_spec"]["version"])  # ask the version described, even if a newer one appears
+    signatures = answer["metadata"]["signature_def"]["signature_def"]
+    if signature_name not in signatures:
+        raise ValueError(f"model '{model_name}' has no signature {signature_name!r}; it has {sorted(signatures)}")
+    input_names = list(signatures[signature_name]["inputs"])
+    output_names = list(signatures[signature_name]["outputs"])
+    if len(input_names) != 1:
+        raise ValueError(f"signature {signature_name!r} takes {input_names}; this needs a one-input signature")
+    values = list(inputs)
+    if input_names[0].endswith("_bytes"):
+        values = [_read(value) if isinstance(value, str) else value for value in values]
+    body = {"inputs": [_instance(value) for value in values], "signature_name": signature_name}
+    outputs = request(server_url, _model_path(model_name, version) + ":predict", body, timeout)["outputs"]
+    return outputs if len(output_names) > 1 else {output_names[0]: outputs}
+
+
+def _read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
 def metadata(server_url, model_name, version=None, timeout=30.0):
     """Returns the model's signature definitions (TF Serving's `/metadata`)."""
     return request(server_url, _model_path(model_name, version) + "/metadata", timeout=timeout)

@@ -1,6 +1,7 @@
 """The client behind `keras-tasks predict --server`."""
 
 import pytest
+import serving_toy_models as toy
 
 from keras_tasks.serving import client
 from keras_tasks.serving import server
@@ -11,6 +12,7 @@ def url(tmp_path_factory, install):
     base = tmp_path_factory.mktemp("client_models")
     install(base, "sst", 1, "text")
     install(base, "echo", 1, "echo")
+    install(base, "image", 2, "image")
     with server.ServerThread(server.ServerConfig(model_base_path=str(base), port=0, poll_seconds=60)) as running:
         yield running.url
 
@@ -21,6 +23,19 @@ def test_predict_texts_and_bytes(url):
     (prediction,) = client.predict(url + "/", "sst", ["good"], signature_name="serving_default", version=1)
     assert prediction["label"] == "positive"
     assert client.predict(url, "echo", [b"\x00\x01"]) == [{"b64": "AQA="}]
+
+
+def test_predict_columns_reads_image_files_for_bytes_inputs(url, tmp_path):
+    outputs = client.predict_columns(url, "sst", ["a good film", "a bad film"])
+    assert outputs["label"] == ["positive", "negative"] and len(outputs["tokens"]) == 2
+    bright, dark = tmp_path / "bright.png", tmp_path / "dark.png"
+    bright.write_bytes(toy.png_bytes(250))
+    dark.write_bytes(toy.png_bytes(3))
+    outputs = client.predict_columns(url, "image", [str(bright), str(dark)])
+    assert outputs["label"] == ["bright", "dark"] and len(outputs["probabilities"][0]) == 2
+    assert client.predict_columns(url, "echo", [b"ab"]) == {"data_bytes": [{"b64": "YmE="}]}
+    with pytest.raises(ValueError, match="has no signature 'nope'"):
+        client.predict_columns(url, "sst", ["good"], signature_name="nope")
 
 
 def test_status_metadata_and_labels(url):
@@ -54,3 +69,14 @@ def test_format_prediction():
         "'good': positive (positive 0.800, negative 0.200)"
     )
     assert client.format_prediction("x", [1, 2]) == "'x': [1, 2]"
+
+
+def test_keras_tasks_predict_with_server(url, capsys):
+    from keras_tasks.scripts import cli
+
+    assert cli.main(["predict", "--server", url, "--model", "sst", "a good film", "bad"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["positive", "negative"]
+    assert lines[0].split("\t")[2] == "a good film" and "[attention: good:" in lines[0]
+    assert cli.main(["predict", "--server", url, "--model", "nope", "good"]) == 2
+    assert "404: model 'nope' not found" in capsys.readouterr().err
