@@ -157,7 +157,7 @@ def _predict(args):
     if args.server:
         from keras_tasks.serving import client
 
-        results = client.predict(args.server, args.model, inputs, signature_name=args.signature)
+        results = client.predict_columns(args.server, args.model, inputs, signature_name=args.signature)
     else:
         results = predict.predict(args.model, inputs, signature=args.signature)
     for line in predict.format_results(inputs, results, args.top_words):
@@ -213,10 +213,11 @@ def _optional_import(name):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_tasks.pipelines.errors import DataError
+    from keras_tasks.serving.client import ServingError
 
     try:
         return args.func(args) or 0
-    except (DataError, FileNotFoundError, KeyError, ValueError) as e:
+    except (DataError, FileNotFoundError, KeyError, ValueError, ServingError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {message}", file=sys.stderr)
         return 2
