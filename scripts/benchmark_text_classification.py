@@ -7,7 +7,8 @@ user runs (MR by 10-fold cross-validation, the others on their standard test
 split), then measures training throughput of the full pipeline from files
 against `model.fit` on pre-tokenised in-memory tensors, side by side in one
 process. Writes `docs/benchmarks.md` and `benchmarks/results/text_classification.json`.
-Runs are resumable: finished rows are read back from their run directories.
+Runs are resumable: finished rows are read back from their run directories, and
+rows measured by earlier invocations are kept in the table.
 """
 
 import argparse
@@ -200,14 +201,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     info = machine()
+    # Rows measured by earlier invocations stay in the table (each invocation can run a few rows).
     results, speed = [], []
+    if os.path.exists(args.json):
+        with open(args.json, encoding="utf-8") as f:
+            previous = json.load(f)
+        results, speed = previous.get("accuracy", []), previous.get("throughput", [])
+
+    def put(items, item, keys):
+        items[:] = [i for i in items if any(i[k] != item[k] for k in keys)] + [item]
+
     for row in [r for r in args.rows.split(",") if r]:
         for model in [m for m in args.models.split(",") if m]:
-            results.append(run_row(model, row, args.runs_dir, args.set))
+            put(results, run_row(model, row, args.runs_dir, args.set), ("model", "row"))
+            results.sort(key=lambda r: (list(ROWS).index(r["row"]), MODELS.index(r["model"])))
             write_outputs(results, speed, info, args.markdown, args.json)
     for pair in [p for p in args.throughput.split(",") if p]:
         model, dataset = pair.split(":")
-        speed.append(throughput(model, dataset))
+        put(speed, throughput(model, dataset), ("model", "dataset"))
         write_outputs(results, speed, info, args.markdown, args.json)
     return 0
 
