@@ -313,7 +313,10 @@ async def serve(config, stop=None, on_ready=None, handle_signals=True):
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout)
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
+        try:
+            await web.TCPSite(runner, config.host, config.port).start()
+        except OSError as error:
+            raise OSError(error.errno, f"cannot listen on {config.host}:{config.port}: {error.strerror}") from None
         if handle_signals:
             for number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(number, stop.set)
@@ -357,7 +360,9 @@ class ServerThread:
 
         try:
             asyncio.run(run())
-        except BaseException as error:  # reported by start()
+        except BaseException as error:  # raised by start(), or logged if serving had begun
+            if self._ready.is_set():
+                logger.exception("the server thread failed")
             self._failure = error
             self._ready.set()
 
@@ -434,5 +439,9 @@ def main(args):
     def ready(url, _):
         print(f"listening on {url}", flush=True)
 
-    asyncio.run(serve(config, on_ready=ready))
+    try:
+        asyncio.run(serve(config, on_ready=ready))
+    except OSError as error:
+        logger.error("%s", error.strerror or error)
+        return 1
     return 0
