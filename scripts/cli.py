@@ -218,8 +218,10 @@ def main(argv=None):
     try:
         return args.func(args) or 0
     except (DataError, FileNotFoundError, KeyError, ValueError, ServingError) as e:
+        if os.environ.get("KERAS_TASKS_DEBUG"):
+            raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {message} (set KERAS_TASKS_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
 
 
