@@ -420,6 +420,7 @@ class CoverageReport:
     subword: int
     random: int
     init_scale: float
+    scaled_by: float = 1.0
     tokens_total: int | None = None
     tokens_covered: int | None = None
     tokens_subword: int | None = None
@@ -469,6 +470,8 @@ class CoverageReport:
             f"  random init:         {self.random:,} words, U[-{self.init_scale:.4g}, {self.init_scale:.4g}] "
             "(variance matched to the pretrained vectors)"
         )
+        if self.scaled_by != 1.0:
+            lines.append(f"  rescaled:            all vectors multiplied by {self.scaled_by:.4g}")
         if self.top_missing:
             words = ", ".join(word if count is None else f"{word} ({count:,})" for word, count in self.top_missing)
             lines.append(f"  top missing words:   {words}")
@@ -506,6 +509,7 @@ def align_vectors(
     oov_token="[UNK]",
     expected_dim=None,
     top_missing=20,
+    rescale_to=None,
 ):
     """Builds an embedding matrix for `vocabulary` from pretrained `vectors`.
 
@@ -527,6 +531,9 @@ def align_vectors(
         oov_token: the token standing for out-of-vocabulary words (randomly initialised).
         expected_dim: the embedding size the model expects, or None to take the vectors' size.
         top_missing: how many missing words the report lists.
+        rescale_to: optional bound `a` to rescale to: every row is multiplied by `rescale_to / a`, so pretrained
+            vectors of any scale (GloVe's a is about 1.25) start at the scale of Kim's random init (0.25), which
+            matters for fine-tuning with a fixed-step optimizer such as Adam. None keeps the vectors as they are.
 
     Returns:
         `(matrix, report)`: a float32 array of shape `(len(vocabulary), dim)` and a `CoverageReport`.
@@ -543,6 +550,7 @@ def align_vectors(
             hint=f"set the model's embedding size to {dim}, or use {expected_dim}-dimensional vectors",
         )
     scale = init_scale(vectors)
+    factor = 1.0 if rescale_to is None else rescale_to / scale
     rng = np.random.default_rng(seed)
     # Draw every row up front so a word's initial vector does not depend on which other words are covered.
     matrix = rng.uniform(-scale, scale, size=(len(vocabulary), dim)).astype(np.float32)
@@ -566,12 +574,15 @@ def align_vectors(
             matrix[index] = vectors.get_vector(key)
         counts[kind] += 1
         kinds.append(kind)
+    if factor != 1.0:
+        matrix *= np.float32(factor)
     report = CoverageReport(
         source=source,
         format=getattr(vectors, "source_format", None),
         dim=dim,
         vocabulary_size=sum(kind is not None for kind in kinds),
-        init_scale=scale,
+        init_scale=scale * factor,
+        scaled_by=factor,
         **counts,
     )
     _add_token_coverage(report, vocabulary, kinds, token_counts, top_missing)

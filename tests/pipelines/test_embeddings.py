@@ -275,6 +275,19 @@ def test_oov_init_matches_pretrained_variance():
     assert not np.allclose(matrix, other)
 
 
+def test_rescale_to_kim_scale():
+    rng = np.random.default_rng(2)
+    pretrained = keyed_vectors([f"w{i}" for i in range(300)], rng.normal(0.0, 0.7, size=(300, 8)).astype("f4"))
+    vocabulary = ["", "[UNK]", "w0", "w1"] + [f"missing{i}" for i in range(500)]
+    plain, _ = align_vectors(vocabulary, pretrained, seed=0)
+    scaled, report = align_vectors(vocabulary, pretrained, seed=0, rescale_to=0.25)
+    factor = 0.25 / init_scale(pretrained)
+    assert report.init_scale == pytest.approx(0.25) and report.scaled_by == pytest.approx(factor)
+    np.testing.assert_allclose(scaled, plain * factor, rtol=1e-6)
+    assert np.abs(scaled[4:]).max() <= 0.25
+    assert "all vectors multiplied by" in report.to_text()
+
+
 def test_dimension_mismatch(tmp_path):
     vectors = load_vectors(write_text(tmp_path / "g.txt", glove_lines()))
     with pytest.raises(DataError, match=r"g.txt: the vectors have 3 dimensions but the model expects 300"):
