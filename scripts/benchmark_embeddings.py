@@ -35,6 +35,20 @@ KIM = {
 }
 
 
+def rescaled_glove(path, args, target=0.25):
+    """The GloVe subset multiplied so that Kim's bound a = sqrt(3 var) is `target` (his random init's 0.25)."""
+    from keras_tasks.pipelines import embeddings
+    from keras_tasks.pipelines import word2vec
+
+    vectors = embeddings.load_vectors(path)
+    factor = target / embeddings.init_scale(vectors)
+    output = os.path.join(args.work_dir, "glove_subset_rescaled.txt")
+    if not os.path.exists(output):
+        vectors.vectors *= factor
+        word2vec.save_vectors(vectors, output)
+    return {"name": "glove-rescaled", "path": output, "label": "GLOVE_RESCALED.txt", "factor": factor}
+
+
 def word2vec_vectors(args):
     """The IMDB word2vec vectors, trained with the `embeddings train` command when not there yet."""
     from keras_tasks.scripts import embeddings_cmd
@@ -136,7 +150,7 @@ def markdown(results, meta):
     ]
     by_key = {(r["dataset"], r["mode"], r["vectors"]): r for r in results}
     rows = [("rand", None)] + [(mode, name) for name in ("word2vec", "glove") for mode in MODES]
-    names = {None: "none (random)", "word2vec": "word2vec IMDB 300d", "glove": "GloVe 50d subset"}
+    names = NAMES
     for mode, name in rows:
         cells = []
         for dataset in meta["datasets"]:
@@ -154,6 +168,7 @@ def markdown(results, meta):
             cells.append(f"{cell} [{result['kim']}]")
         lines.append(f"| CNN-{mode} | {names[name]} | " + " | ".join(cells) + " |")
     lines += _goal(by_key)
+    lines += _scale_experiment(by_key, meta)
     lines += ["", "## Coverage of the task vocabularies", "",
               "Vocabulary: share of the training vocabulary with a pretrained vector (after lowercasing); tokens: "
               "share of the training tokens. Words without a vector are initialised as Kim did, "
@@ -186,6 +201,49 @@ def markdown(results, meta):
     ]
     lines.append("")
     return "\n".join(lines)
+
+
+NAMES = {
+    None: "none (random)",
+    "word2vec": "word2vec IMDB 300d",
+    "glove": "GloVe 50d subset",
+    "glove-rescaled": "GloVe 50d subset, rescaled to a = 0.25",
+}
+
+
+def _scale_experiment(by_key, meta):
+    rescaled = [r for (d, m, n), r in by_key.items() if n == "glove-rescaled"]
+    if not rescaled:
+        return []
+    lines = [
+        "",
+        "## Scale of the pretrained vectors",
+        "",
+        "GloVe's entries have a variance five times word2vec's (Kim's bound a = sqrt(3 var) is 1.25 against "
+        "0.28 for the IMDB word2vec vectors and Kim's 0.25), and Adam moves every weight by about the same "
+        "step whatever its scale; words without a vector also get random vectors of GloVe's scale. The same "
+        f"GloVe subset multiplied by {meta.get('rescale_factor', 0):.3f} (so a = 0.25; "
+        "`align_vectors(..., rescale_to=0.25)` does the same in the library), on the same folds:",
+        "",
+        "| dataset | embedding | GloVe 50d subset as published | rescaled to a = 0.25 | rand |",
+        "|---|---|---|---|---|",
+    ]
+    for result in rescaled:
+        plain = by_key.get((result["dataset"], result["mode"], "glove"))
+        rand = by_key.get((result["dataset"], "rand", None))
+        folds = result["folds_run"]
+
+        def same_folds(other):
+            if other is None:
+                return "not run"
+            if not folds:
+                return f"{other['accuracy']:.1f}"
+            return f"{statistics.fmean(other['per_fold'][:folds]):.1f}"
+
+        where = DATASETS[result["dataset"]]["title"] + (f" ({folds} of {result['folds']} folds)" if folds else "")
+        lines.append(f"| {where} | CNN-{result['mode']} | {same_folds(plain)} | {same_folds(result)} | "
+                     f"{same_folds(rand)} |")
+    return lines
 
 
 def _goal(by_key):
@@ -233,6 +291,8 @@ def parse_args(argv=None):
     parser.add_argument("--w2v-epochs", type=int, default=10)
     parser.add_argument("--markdown", default=os.path.join("docs", "benchmarks_embeddings.md"))
     parser.add_argument("--json", default=os.path.join("benchmarks", "results", "embeddings.json"))
+    parser.add_argument("--rescale-folds", type=int, default=3,
+                        help="MR folds for the rescaled-GloVe experiment (non-static), 0 to skip")
     parser.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON results")
     return parser.parse_args(argv)
 
@@ -269,21 +329,26 @@ def main(argv=None):
     else:
         meta["word2vec"] = {"command": "(not run)", "description": "not used in this run"}
     if "glove" in args.vectors:
-        path = os.path.join(args.data_dir, "glove_subset", "glove.6B.50d.subset.txt")
+        glove_path = os.path.join(args.data_dir, "glove_subset", "glove.6B.50d.subset.txt")
         label = "$KERAS_TASKS_DATA/glove_subset/glove.6B.50d.subset.txt"
-        vectors.append({"name": "glove", "path": path, "label": label})
+        vectors.append({"name": "glove", "path": glove_path, "label": label})
     # MR's first fold for every embedding first, then the other datasets, then MR's other folds: an interrupted
     # benchmark still has a whole table.
     configs = [(m, v) for m, v in [("rand", None)] + [(m, v) for v in vectors for m in MODES] if m in modes]
     cells = [(d, m, v, 0 if d == "mr" else None) for d in datasets for m, v in configs]
     cells.sort(key=lambda cell: cell[0] != "mr")
-    cells += [("mr", m, v, fold) for fold in range(1, args.max_folds or args.folds) for m, v in configs
-              if "mr" in datasets]
+    extra = []
+    if "glove" in args.vectors and "mr" in datasets and "non-static" in modes:
+        extra.append(rescaled_glove(glove_path, args))
+        meta["rescale_factor"] = extra[0]["factor"]
+    folds = range(args.max_folds or args.folds)
+    cells += [("mr", "non-static", extra[0], fold) for fold in folds if fold < args.rescale_folds] if extra else []
+    cells += [("mr", m, v, fold) for fold in folds[1:] for m, v in configs if "mr" in datasets]
+    name_to_vectors = {v["name"]: v for v in vectors + extra}
     runs = {}
     for dataset, mode, vector, fold in cells:
         key = (dataset, mode, vector["name"] if vector else None)
         runs.setdefault(key, []).append(run_cell(dataset, mode, vector, args, fold))
-        name_to_vectors = {v["name"]: v for v in vectors}
         results = [summarize(d, m, name_to_vectors.get(n), r, args) for (d, m, n), r in runs.items()]
         write_outputs(results, meta, args)
     return 0
