@@ -229,20 +229,15 @@ def _scale_experiment(by_key, meta):
         "|---|---|---|---|---|",
     ]
     for result in rescaled:
-        plain = by_key.get((result["dataset"], result["mode"], "glove"))
-        rand = by_key.get((result["dataset"], "rand", None))
-        folds = result["folds_run"]
-
-        def same_folds(other):
-            if other is None:
-                return "not run"
-            if not folds:
-                return f"{other['accuracy']:.1f}"
-            return f"{statistics.fmean(other['per_fold'][:folds]):.1f}"
-
-        where = DATASETS[result["dataset"]]["title"] + (f" ({folds} of {result['folds']} folds)" if folds else "")
-        lines.append(f"| {where} | CNN-{result['mode']} | {same_folds(plain)} | {same_folds(result)} | "
-                     f"{same_folds(rand)} |")
+        others = [by_key.get((result["dataset"], result["mode"], "glove")), result,
+                  by_key.get((result["dataset"], "rand", None))]
+        folds = min((len(r["per_fold"]) for r in others if r and r["per_fold"]), default=None)
+        cells = [
+            "not run" if r is None else f"{statistics.fmean(r['per_fold'][:folds]) if folds else r['accuracy']:.1f}"
+            for r in others
+        ]
+        where = DATASETS[result["dataset"]]["title"] + (f" (first {folds} of {result['folds']} folds)" if folds else "")
+        lines.append(f"| {where} | CNN-{result['mode']} | " + " | ".join(cells) + " |")
     return lines
 
 
