@@ -157,7 +157,7 @@ def write_outputs(results, speed, info, md_path, json_path):
         "Test accuracy (%) on the standard test split; MR is the mean of 10-fold cross-validation (± std over folds).",
         "Targets: Kim (2014) CNN-rand for MR/SST-2/SST-1/TREC; the keras-io 1D CNN for IMDB.",
         "",
-        "| model | dataset | accuracy | target | met | epochs | train time (s) | command |",
+        "| model | dataset | accuracy | target | met | max epochs (early stopping, patience 3) | train time (s) | command |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
