@@ -59,6 +59,8 @@ def word2vec_vectors(args):
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]
     command = "keras-tasks " + " ".join(argv).replace(path, "VECTORS.bin")
+    if args.data_dir:
+        command = command.replace(args.data_dir, "$KERAS_TASKS_DATA")  # no machine paths in the docs
     if not os.path.exists(path):
         start = time.perf_counter()
         if embeddings_cmd.main(argv) != 0:
