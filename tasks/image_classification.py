@@ -41,7 +41,7 @@ class ImageDataConfig(DataConfig):
 class ImageModelConfig:
     name: str = "lenet5"  # lenet5 | cnn | resnet20 | resnet32 | resnet56 | resnetN (N = 6n+2)
     augmentation: str = "auto"  # auto | none | items of shift:P, flip, rotate:DEGREES, zoom:FRACTION
-    dropout: typing.Optional[float] = None  # before the output layer; None: the model's default (lenet5 0, cnn 0.3)
+    dropout: typing.Optional[float] = None  # before the output layer; None: the model's default (lenet5 0, cnn 0.4)
     activation: str = "relu"  # lenet5: relu | tanh (the paper's squashing function)
     pooling: str = "max"  # lenet5: max | average (the paper's subsampling)
     filters: typing.Tuple[int, ...] = (32, 64, 128)  # cnn: channels per stage

@@ -15,7 +15,7 @@ def trainable_params(model):
         # LeNet-5 with a full C3 and a softmax output: 156 + 2,416 + 48,120 + 10,164 + 850
         ("lenet5", (28, 28, 1), 61706),
         ("lenet5", (32, 32, 3), 62006),
-        ("cnn", (28, 28, 1), 140458),
+        ("cnn", (28, 28, 1), 201898),
         # He et al. 2016, table 6: ResNet-20 has 0.27M parameters (option A shortcuts)
         ("resnet20", (32, 32, 3), 269722),
         ("resnet32", (32, 32, 3), 464154),
