@@ -56,9 +56,10 @@ def word2vec_vectors(args):
     path = os.path.join(args.work_dir, f"imdb_word2vec_{args.algorithm}{args.dim}.bin")
     argv = ["embeddings", "train", "--corpus", "imdb", "--algorithm", args.algorithm, "--dim", str(args.dim),
             "--epochs", str(args.w2v_epochs), "--min-count", "5", "--window", "5", "--output", path]
+    # The corpus comes from $KERAS_TASKS_DATA, which the command reads by default.
+    command = "keras-tasks " + " ".join(argv).replace(path, "VECTORS.bin")
     if args.data_dir:
         argv += ["--data-dir", args.data_dir]
-    command = "keras-tasks " + " ".join(argv).replace(path, "VECTORS.bin")
     if args.data_dir:
         command = command.replace(args.data_dir, "$KERAS_TASKS_DATA")  # no machine paths in the docs
     if not os.path.exists(path):
@@ -192,7 +193,8 @@ def markdown(results, meta):
                 f"{missing} |"
             )
     lines += ["", "## How it was run", "",
-              f"`python -m keras_tasks.scripts.benchmark_embeddings {meta['argv']}` on {meta['machine']}, "
+              f"`python -m keras_tasks.scripts.benchmark_embeddings {meta['argv']}`".replace(" `", "`")
+              + f" on {meta['machine']}, "
               f"{meta['date']}. Each cell is one command (run directories hold configs, histories, metrics and "
               "`embedding_coverage.json`):", ""]
     lines += [
@@ -201,6 +203,8 @@ def markdown(results, meta):
         + f": {r['train_seconds']:,.0f} s of training, epochs run {r['epochs_run']}"
         for r in results
     ]
+    if meta.get("notes"):
+        lines += ["", "Notes:"] + [f"- {note}" for note in meta["notes"]]
     lines.append("")
     return "\n".join(lines)
 
@@ -291,6 +295,7 @@ def parse_args(argv=None):
     parser.add_argument("--rescale-folds", type=int, default=3,
                         help="MR folds for the rescaled-GloVe experiment (non-static), 0 to skip")
     parser.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON results")
+    parser.add_argument("--note", action="append", help="with --render: add a note to the results (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -299,6 +304,7 @@ def main(argv=None):
     if args.render:
         with open(args.json, encoding="utf-8") as f:
             saved = json.load(f)
+        saved["meta"]["notes"] = saved["meta"].get("notes", []) + (args.note or [])
         write_outputs(saved["results"], saved["meta"], args)
         return 0
     if not args.data_dir:
