@@ -1,7 +1,15 @@
-"""Errors raised for bad input data: they name the file, the line and the fix."""
+"""The project's user-facing errors: they name the file, line or setting at fault and the fix.
+
+The CLI prints a `UserError` as one line and exits with status 2; any other exception is a programming error and
+keeps its traceback. These live in the lowest room (`pipelines`) so that `pipelines` and `tasks` can both raise them.
+"""
 
 
-class DataError(ValueError):
+class UserError(Exception):
+    """Something the user can fix (a setting, a path, an input): printed as one line by the CLI."""
+
+
+class DataError(UserError, ValueError):
     """A dataset file is missing, malformed or unreadable.
 
     The message always names the file (and the 1-based line when one is at
@@ -23,3 +31,18 @@ class DataError(ValueError):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+class ConfigError(UserError, ValueError):
+    """A config value, flag or run directory that cannot be used as given."""
+
+
+class UnknownKeyError(ConfigError, KeyError):
+    """An unknown config key or task name (a `KeyError` whose message is not quoted)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class RunDirError(UserError, FileNotFoundError):
+    """A run directory or SavedModel folder that is missing or incomplete."""

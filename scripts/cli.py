@@ -3,7 +3,7 @@
     keras-tasks train TASK [--model M] [--dataset D] [--epochs N] ... [--set section.key=value] [--config FILE]
     keras-tasks evaluate --run-dir DIR
     keras-tasks export --run-dir DIR --name NAME [--version N]
-    keras-tasks predict --model saved_models/NAME "text" ...
+    keras-tasks predict --model saved_models/NAME "text" ... [--signature S] [--set name=value ...]
     keras-tasks list
 """
 
@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Common flags: each maps onto one config key.
+# Flags every task has: each maps onto one config key. Tasks add their own (`Task.cli_flags`).
 _FLAG_KEYS = {
     "model": "model.name",
     "dataset": "data.dataset",
@@ -27,9 +27,6 @@ _FLAG_KEYS = {
     "learning_rate": "train.learning_rate",
     "mixed_precision": "train.mixed_precision",
     "jit": "train.jit_compile",
-    "embeddings": "model.embeddings_path",
-    "embeddings_format": "model.embeddings_format",
-    "embedding_mode": "model.embedding_mode",
 }
 
 # Subcommands whose logic lives in another room: (command, module, help). The module
@@ -43,10 +40,28 @@ _SUBPARSER_MODULES = ("keras_tasks.scripts.embeddings_cmd",)
 
 
 def _add_train(subparsers):
+    from keras_tasks.tasks import base
+
     p = subparsers.add_parser("train", help="train a task, evaluate it on the test split")
-    p.add_argument("task", help="task name (see `keras-tasks list`)")
-    p.add_argument("--model", help="model name, e.g. textcnn, bilstm_attention, lenet5, resnet20")
-    p.add_argument("--dataset", help="dataset name, a path to your own data, or tfds:NAME")
+    tasks = p.add_subparsers(dest="task", required=True, metavar="TASK", help="one of: " + ", ".join(sorted(base.discover_tasks())))
+    for name, task_class in sorted(base.TASKS.items()):
+        doc = (task_class.__doc__ or "").strip().split("\n")[0]
+        t = tasks.add_parser(name, help=doc, description=doc)
+        _add_common_train_flags(t)
+        for flag in task_class.cli_flags():
+            dest = flag.key.replace(".", "__")
+            if flag.type is bool:
+                t.add_argument(flag.flag, dest=dest, action="store_true", default=None, help=flag.help)
+            else:
+                t.add_argument(flag.flag, dest=dest, type=flag.type, help=flag.help)
+        if task_class.supports_folds:
+            t.add_argument("--folds", type=int, help="k-fold cross-validation (datasets without a test split, e.g. mr)")
+        t.set_defaults(func=_train, task_flags=[f.key for f in task_class.cli_flags()])
+
+
+def _add_common_train_flags(p):
+    p.add_argument("--model", help="model name (see the task's docs)")
+    p.add_argument("--dataset", help="dataset name (see `keras-tasks list`), a path to your own data, or tfds:NAME")
     p.add_argument("--data-dir", help="folder holding the datasets (default: $KERAS_TASKS_DATA)")
     p.add_argument("--download", action="store_true", default=None, help="download a missing named dataset")
     p.add_argument("--max-examples", type=int, help="cap the training examples, for quick runs")
@@ -56,15 +71,10 @@ def _add_train(subparsers):
     p.add_argument("--seed", type=int)
     p.add_argument("--mixed-precision", action="store_true", default=None, help="float16 compute (GPU)")
     p.add_argument("--jit", action="store_true", default=None, help="XLA-compile the train step")
-    p.add_argument("--embeddings", help="pretrained word vectors (word2vec, GloVe, fastText, KeyedVectors)")
-    p.add_argument("--embeddings-format", help="vector file format when it cannot be detected")
-    p.add_argument("--embedding-mode", help="rand | static | non-static | multichannel")
-    p.add_argument("--folds", type=int, help="k-fold cross-validation (datasets without a test split, e.g. mr)")
     p.add_argument("--run-dir", help="where config, checkpoints, logs and metrics go (default: runs/TASK-MODEL-DATASET)")
     p.add_argument("--config", help="YAML or JSON file of config sections")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(func=_train)
 
 
 def _train(args):
@@ -73,20 +83,23 @@ def _train(args):
     from keras_tasks.tasks import base, config as config_lib
 
     flags = {key: getattr(args, name) for name, key in _FLAG_KEYS.items() if hasattr(args, name)}
+    for key in args.task_flags:
+        flags[key] = getattr(args, key.replace(".", "__"))
     config = base.resolve_config(args.task, flags, args.config, args.set)
     if args.print_config:
         print(json.dumps(config_lib.to_dict(config), indent=2))
         return 0
+    folds = getattr(args, "folds", None)
     run_dir = args.run_dir or os.path.join(
-        "runs", f"{args.task}-{config.model.name}-{_slug(config.data.dataset)}" + (f"-cv{args.folds}" if args.folds else "")
+        "runs", f"{args.task}-{config.model.name}-{_slug(config.data.dataset)}" + (f"-cv{folds}" if folds else "")
     )
     print(f"run directory: {run_dir}")
-    if args.folds:
-        metrics = base.train_cv(args.task, config, run_dir, args.folds)
-        _print_metrics(metrics, f"{args.folds}-fold cross-validation")
+    if folds:
+        metrics = base.train_cv(args.task, config, run_dir, folds)
+        _print_metrics(metrics, f"{folds}-fold cross-validation")
     else:
         metrics = base.train(args.task, config, run_dir)
-        _print_metrics(metrics, "test")
+        _print_metrics(metrics)
     return 0
 
 
@@ -94,16 +107,18 @@ def _slug(text):
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(str(text).rstrip("/")))
 
 
-def _print_metrics(metrics, title):
-    test = metrics.get("test", {})
-    parts = [f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float)]
-    print(f"{title}: " + ", ".join(parts))
+def _print_metrics(metrics, title=None):
+    """One line per split: every numeric metric (model.evaluate's and the task's own, e.g. perplexity)."""
+    for split in ("validation", "test"):
+        values = metrics.get(split, {})
+        parts = [f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if parts:
+            print(f"{split}{f' ({title})' if title else ''}: " + ", ".join(parts))
 
 
 def _add_evaluate(subparsers):
-    p = subparsers.add_parser("evaluate", help="metrics of a trained run on its standard test split")
+    p = subparsers.add_parser("evaluate", help="metrics of a trained run (or every fold of a CV run) on its standard splits")
     p.add_argument("--run-dir", required=True)
-    p.add_argument("--folds", type=int, help="accepted for symmetry with train; a CV run dir is detected itself")
     p.set_defaults(func=_evaluate)
 
 
@@ -111,8 +126,7 @@ def _evaluate(args):
     from keras_tasks.tasks import base
 
     metrics = base.evaluate(args.run_dir)
-    title = f"{metrics['folds']}-fold cross-validation" if "folds" in metrics else "test"
-    _print_metrics(metrics, title)
+    _print_metrics(metrics, f"{metrics['folds']}-fold cross-validation" if "folds" in metrics else None)
     return 0
 
 
@@ -136,12 +150,33 @@ def _export(args):
 def _add_predict(subparsers):
     p = subparsers.add_parser("predict", help="run an exported SavedModel (or a server) on inputs")
     p.add_argument("--model", required=True, help="saved_models/NAME (latest version), a version folder, or NAME with --server")
-    p.add_argument("inputs", nargs="*", help="texts, or image files for image models")
+    p.add_argument("inputs", nargs="*", help="texts (or prompts), or image files for image models")
     p.add_argument("--input-file", help="file with one input per line")
     p.add_argument("--server", help="TF-Serving REST URL, e.g. http://127.0.0.1:8501")
-    p.add_argument("--signature", default="serving_default")
-    p.add_argument("--top-words", type=int, default=5, help="attention models: how many top-weighted words to show")
+    p.add_argument("--signature", default="serving_default", help="e.g. generate, score (see the task's docs)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="other signature inputs (e.g. max_length=300 temperature=0.8) or output options (top_words=3)",
+    )
+    p.add_argument("--top-words", type=int, help="attention models: how many top-weighted words to show")
     p.set_defaults(func=_predict)
+
+
+def _predict_options(args):
+    import yaml
+
+    from keras_tasks.pipelines.errors import ConfigError
+
+    options = {}
+    for item in args.set:
+        for part in item.split():
+            key, sep, text = part.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--set expects NAME=VALUE, got {part!r}")
+            options[key] = yaml.safe_load(text) if text else ""
+    if args.top_words is not None:
+        options["top_words"] = args.top_words
+    return options
 
 
 def _predict(args):
@@ -154,31 +189,31 @@ def _predict(args):
     if not inputs:
         print("error: give inputs on the command line or with --input-file", file=sys.stderr)
         return 2
+    options = _predict_options(args)
     if args.server:
-        from keras_tasks.serving import client
-
-        results = client.predict_columns(args.server, args.model, inputs, signature_name=args.signature)
+        results, task_name = predict.predict_server(args.server, args.model, inputs, args.signature, options)
     else:
-        results = predict.predict(args.model, inputs, signature=args.signature)
-    for line in predict.format_results(inputs, results, args.top_words):
+        results = predict.predict(args.model, inputs, signature=args.signature, options=options)
+        task_name = predict.export_task_name(args.model)
+    options["signature"] = args.signature
+    for line in predict.format_results(task_name, inputs, results, options):
         print(line)
     return 0
 
 
 def _add_list(subparsers):
-    p = subparsers.add_parser("list", help="tasks and named datasets")
+    p = subparsers.add_parser("list", help="tasks and their named datasets")
     p.set_defaults(func=_list)
 
 
 def _list(args):
-    from keras_tasks.pipelines.text_datasets import DATASETS
     from keras_tasks.tasks import base
 
-    base._import_builtin_tasks()
-    print("tasks:", ", ".join(sorted(base.TASKS)))
-    print("text datasets:")
-    for name, spec in sorted(DATASETS.items()):
-        print(f"  {name:14s} {spec.description}")
+    for name, task_class in sorted(base.discover_tasks().items()):
+        doc = (task_class.__doc__ or "").strip().split("\n")[0]
+        print(f"{name}: {doc}")
+        for dataset, description in sorted(task_class.datasets().items()):
+            print(f"  {dataset:16s} {description}")
     return 0
 
 
@@ -212,16 +247,16 @@ def _optional_import(name):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_tasks.pipelines.errors import DataError
+    from keras_tasks.pipelines.errors import UserError
     from keras_tasks.serving.client import ServingError
 
+    # Only the project's user-facing errors become one line; anything else is a bug and keeps its traceback.
     try:
         return args.func(args) or 0
-    except (DataError, FileNotFoundError, KeyError, ValueError, ServingError) as e:
+    except (UserError, ServingError) as e:
         if os.environ.get("KERAS_TASKS_DEBUG"):
             raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message} (set KERAS_TASKS_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: {e} (set KERAS_TASKS_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
 
 

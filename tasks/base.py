@@ -13,24 +13,35 @@ Run directory layout (`--run-dir`):
     assets/              what the preprocessor learned on the training split (vocabulary, labels)
     backup/              training state for resuming after a kill (removed when training ends)
     best.weights.h5      weights of the best epoch on the validation split
+    training.json        epochs run, training time, throughput (written just before model.keras)
     model.keras          the final model (best weights); its presence marks training as done
     history.csv          one row per epoch
     logs/                TensorBoard
-    metrics.json         test (and validation) metrics, timing, throughput
+    metrics.json         test (and validation) metrics, timing, throughput; its presence marks the run as done
+
+A task extends this path through hooks (callbacks, per-split metrics, an inference model
+distinct from the training model, tracked export resources), never with a loop of its own.
 """
 
 import dataclasses
+import importlib
 import json
 import os
+import pkgutil
 import shutil
 import sys
 import time
 
 import keras
 
+from keras_tasks.pipelines.errors import ConfigError, RunDirError, UnknownKeyError
 from keras_tasks.tasks import config as config_lib
 
 TASKS = {}
+
+# Which way each metric improves. Tasks add theirs in `Task.metric_modes`; the monitored
+# metric (`train.monitor`, e.g. `val_perplexity`) is looked up without its `val_` prefix.
+METRIC_MODES = {"loss": "min", "accuracy": "max"}
 
 
 def register_task(name):
@@ -44,22 +55,36 @@ def register_task(name):
     return decorator
 
 
+def discover_tasks():
+    """Import every module of the `keras_tasks.tasks` package, so their `@register_task` classes register."""
+    package = importlib.import_module("keras_tasks.tasks")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"keras_tasks.tasks.{module.name}")
+    return TASKS
+
+
 def get_task_class(name):
-    _import_builtin_tasks()
+    discover_tasks()
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
+        raise UnknownKeyError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
     return TASKS[name]
 
 
-def _import_builtin_tasks():
-    import importlib
+@dataclasses.dataclass(frozen=True)
+class CLIFlag:
+    """A task-owned `keras-tasks train TASK` flag that sets one config key.
 
-    for module in ("text_classification", "image_classification"):
-        try:
-            importlib.import_module(f"keras_tasks.tasks.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"keras_tasks.tasks.{module}":
-                raise
+    Args:
+        flag: e.g. `"--embeddings"`.
+        key: the config key it sets, e.g. `"model.embeddings_path"`.
+        help: one line for `--help`.
+        type: `str`, `int`, `float`, or `bool` (a switch).
+    """
+
+    flag: str
+    key: str
+    help: str
+    type: type = str
 
 
 class Task:
@@ -68,34 +93,85 @@ class Task:
     Class attributes:
         name: the registry name (set by `@register_task`).
         config_class: a frozen dataclass with `data`, `model` and `train` sections.
+        metric_modes: `{metric: "min" | "max"}` for the task's own metrics (perplexity,
+            BLEU, F1, ...), so `train.monitor` picks the best checkpoint the right way.
+        supports_folds: whether `--folds` (k-fold cross-validation) applies; the data
+            config then has `folds` and `fold` fields.
+        validation_metrics_each_epoch: run `evaluate_split(model, splits, "validation")`
+            at the end of every epoch and add its metrics (prefixed `val_`) to the epoch's
+            logs, so they can be monitored (e.g. BLEU by decoding) and appear in history.csv.
 
     A subclass implements:
         load_data(): raw splits (`"train"`, `"validation"`, `"test"`).
         adapt(splits, assets_dir): fit the preprocessor on the training split, save it.
         restore(assets_dir): load the preprocessor saved by `adapt`.
         make_dataset(splits, split, training): batched `(inputs, targets)` tf.data.
-        build_model(): an uncompiled `keras.Model`.
+        build_model(): an uncompiled, built `keras.Model` (the training graph).
         compile_args(steps_per_epoch): `loss`, `metrics`, `optimizer` for `model.compile`.
-        export_endpoints(model): `{name: (tf.function, input_signature)}`, first one
-            is `serving_default`.
-        label_names(): class names, or None.
-    and may override `presets`, `num_examples`, `after_evaluate` and `export_assets`.
+        export_endpoints(model): `{name: (tf.function, input_signature)}`, called with the
+            inference model; `serving_default` is one of them.
+    and may override the hooks below (`presets`, `cli_flags`, `datasets`, `num_examples`,
+    `callbacks`, `evaluate_split`, `after_evaluate`, `build_inference_model`,
+    `export_resources`, `export_assets`, `label_names`, `format_predictions`).
     """
 
     name = None
     config_class = None
+    metric_modes = {}
+    supports_folds = False
+    validation_metrics_each_epoch = False
 
     def __init__(self, config):
         self.config = config
 
-    # === Config ===
+    # === Config and command line ===
 
     @classmethod
     def presets(cls, model=None, dataset=None):
         """Config overrides (`{"section.key": value}`) for a model/dataset pair."""
         return {}
 
-    # === Hooks ===
+    @classmethod
+    def cli_flags(cls):
+        """Task-owned `train` flags: a list of `CLIFlag`."""
+        return []
+
+    @classmethod
+    def datasets(cls):
+        """Named datasets for `keras-tasks list`: `{name: one-line description}`."""
+        return {}
+
+    @classmethod
+    def monitor_mode(cls, monitor):
+        """`"min"` or `"max"`: the direction in which `monitor` improves."""
+        modes = {**METRIC_MODES, **cls.metric_modes}
+        metric = monitor[4:] if monitor.startswith("val_") else monitor
+        if metric not in modes:
+            raise ConfigError(
+                f"train.monitor={monitor!r}: task {cls.name} does not know whether {metric!r} should go up or down; "
+                f"monitor one of {sorted('val_' + m for m in modes)}"
+            )
+        return modes[metric]
+
+    @classmethod
+    def format_predictions(cls, inputs, outputs, options=None):
+        """Lines that `keras-tasks predict` prints: one per input, `output=value` pairs by default."""
+        import numpy as np
+
+        lines = []
+        for i, item in enumerate(inputs):
+            parts = []
+            for key in sorted(outputs):
+                value = outputs[key][i]
+                if isinstance(value, bytes):
+                    value = value.decode("utf-8", errors="replace")
+                elif isinstance(value, np.ndarray) and value.size > 8:
+                    value = f"<{value.dtype} {list(value.shape)}>"
+                parts.append(f"{key}={value}")
+            lines.append("\t".join(parts + [str(item)]))
+        return lines
+
+    # === Data and model ===
 
     def load_data(self):
         raise NotImplementedError
@@ -110,6 +186,7 @@ class Task:
         raise NotImplementedError
 
     def num_examples(self, splits, split):
+        """Examples in a split (for throughput figures), or None."""
         return None
 
     def build_model(self):
@@ -118,15 +195,49 @@ class Task:
     def compile_args(self, steps_per_epoch=None):
         raise NotImplementedError
 
+    # === Training and evaluation hooks ===
+
+    def callbacks(self, splits):
+        """Extra Keras callbacks, run before checkpointing, CSV history and early stopping."""
+        return []
+
+    def evaluate_split(self, model, splits, split):
+        """Metrics that `model.evaluate` cannot compute (BLEU by decoding, entity F1): `{name: float}`.
+
+        They are merged into the split's results in `metrics.json`, printed by the CLI and
+        averaged over folds; with `validation_metrics_each_epoch` also monitored per epoch.
+        """
+        return {}
+
+    def after_evaluate(self, model, splits, run_dir):
+        """Task-specific reports written after evaluation; returns extra top-level metrics."""
+        return {}
+
+    # === Export hooks ===
+
+    def build_inference_model(self, model):
+        """The model the export serves, given the trained model.
+
+        By default the training architecture rebuilt in float32 with the trained weights
+        (a run trained with mixed precision exports float32 compute). A task whose
+        inference graph differs from its training graph (a teacher-forced decoder vs a
+        step decoder, a stateful LM vs a stateless generator) builds that graph here and
+        shares the weights by layer name.
+        """
+        with float32_policy():
+            inference = self.build_model()
+        inference.set_weights(model.get_weights())
+        return inference
+
     def export_endpoints(self, model):
         raise NotImplementedError
 
+    def export_resources(self):
+        """Trackable objects the endpoints use besides the model (lookup tables, tokenizers)."""
+        return []
+
     def label_names(self):
         return None
-
-    def after_evaluate(self, model, splits, run_dir):
-        """Task-specific reports written after evaluation; returns extra metrics."""
-        return {}
 
     def export_assets(self):
         """Extra files for `assets.extra/`: `{filename: text}`."""
@@ -138,25 +249,56 @@ class Task:
     def make_optimizer(self, steps_per_epoch=None):
         train = self.config.train
         learning_rate = train.learning_rate
-        if train.lr_schedule != "constant":
-            total = max(1, (steps_per_epoch or 1) * train.epochs)
-            warmup = int(total * train.warmup_fraction)
-            if train.lr_schedule == "cosine":
-                learning_rate = keras.optimizers.schedules.CosineDecay(
-                    0.0 if warmup else train.learning_rate,
-                    decay_steps=total - warmup,
-                    warmup_target=train.learning_rate if warmup else None,
-                    warmup_steps=warmup,
-                )
-            elif train.lr_schedule == "one_cycle":
-                learning_rate = OneCycle(train.learning_rate, total, warmup or int(0.3 * total))
-            else:
-                raise ValueError(f"train.lr_schedule must be constant, cosine or one_cycle, got {train.lr_schedule!r}")
+        schedule = train.lr_schedule
+        total = max(1, (steps_per_epoch or 1) * train.epochs)
+        warmup = int(total * train.warmup_fraction)
+        if schedule == "cosine":
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                0.0 if warmup else train.learning_rate,
+                decay_steps=total - warmup,
+                warmup_target=train.learning_rate if warmup else None,
+                warmup_steps=warmup,
+            )
+        elif schedule == "one_cycle":
+            learning_rate = OneCycle(train.learning_rate, total, warmup or int(0.3 * total))
+        elif schedule == "step":
+            if not steps_per_epoch:
+                raise ConfigError("train.lr_schedule=step needs a known number of steps per epoch (set train.steps_per_epoch)")
+            learning_rate = EpochStepDecay(
+                train.learning_rate, steps_per_epoch, train.lr_decay_factor, train.lr_decay_start
+            )
+        elif schedule not in ("constant", "plateau"):
+            raise ConfigError(
+                f"train.lr_schedule must be constant, cosine, one_cycle, step or plateau, got {schedule!r}"
+            )
         kwargs = {"learning_rate": learning_rate}
         if train.weight_decay is not None:
             kwargs["weight_decay"] = train.weight_decay
-        optimizer = keras.optimizers.get({"class_name": train.optimizer, "config": kwargs})
-        return optimizer
+        if train.clipnorm is not None:
+            kwargs["clipnorm"] = train.clipnorm
+        return keras.optimizers.get({"class_name": train.optimizer, "config": kwargs})
+
+
+def write_labels(assets_dir, labels):
+    """Class names, one per line, into `assets_dir/labels.txt`."""
+    with open(os.path.join(assets_dir, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(labels) + "\n")
+
+
+def read_labels(assets_dir):
+    with open(os.path.join(assets_dir, "labels.txt"), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+class float32_policy:
+    """Context manager: build layers with the float32 dtype policy, then restore the previous one."""
+
+    def __enter__(self):
+        self.previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float32")
+
+    def __exit__(self, *exc):
+        keras.config.set_dtype_policy(self.previous)
 
 
 @keras.saving.register_keras_serializable(package="keras_tasks")
@@ -177,6 +319,29 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="keras_tasks")
+class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`initial * factor ** max(0, epoch - start + 1)`: constant for `start` epochs, then decayed every epoch.
+
+    Zaremba et al. (2014)'s schedule: the small LM keeps rate 1 for 4 epochs, then halves it each epoch
+    (`start=4, factor=0.5`).
+    """
+
+    def __init__(self, initial, steps_per_epoch, factor, start):
+        self.initial = float(initial)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.factor = float(factor)
+        self.start = int(start)
+
+    def __call__(self, step):
+        epoch = keras.ops.floor(keras.ops.cast(step, "float32") / self.steps_per_epoch)
+        decays = keras.ops.maximum(0.0, epoch - self.start + 1)
+        return self.initial * keras.ops.power(self.factor, decays)
+
+    def get_config(self):
+        return {"initial": self.initial, "steps_per_epoch": self.steps_per_epoch, "factor": self.factor, "start": self.start}
 
 
 # === Config resolution ===
@@ -204,10 +369,11 @@ def load_run(run_dir):
     """The task (with its preprocessor restored) and config of a run directory."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json); train first")
+        raise RunDirError(f"{run_dir} is not a run directory (no config.json); train first")
     with open(path, encoding="utf-8") as f:
         payload = json.load(f)
     task_class = get_task_class(payload["task"])
+    # Fields added since the run was made take their defaults, so older run directories still load.
     config = config_lib.from_dict(task_class.config_class, payload["config"])
     return task_class(config), payload
 
@@ -226,11 +392,10 @@ def _verbosity(train):
 
 
 class _Throughput(keras.callbacks.Callback):
-    """Wall time and training examples per second of each epoch (first epoch includes tracing)."""
+    """Wall time of each epoch (the first one includes tracing)."""
 
-    def __init__(self, examples_per_epoch):
+    def __init__(self):
         super().__init__()
-        self.examples_per_epoch = examples_per_epoch
         self.epoch_seconds = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -240,7 +405,53 @@ class _Throughput(keras.callbacks.Callback):
         self.epoch_seconds.append(time.perf_counter() - self._start)
 
 
-def _best_so_far(history_path, monitor):
+class _ValidationMetrics(keras.callbacks.Callback):
+    """Adds `task.evaluate_split(..., "validation")` to each epoch's logs as `val_NAME` (before checkpointing)."""
+
+    def __init__(self, task, splits):
+        super().__init__()
+        self.task = task
+        self.splits = splits
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for key, value in self.task.evaluate_split(self.model, self.splits, "validation").items():
+            logs[f"val_{key}"] = float(value)
+
+
+class _LogLearningRate(keras.callbacks.Callback):
+    """The learning rate of the epoch in its logs (history.csv, TensorBoard), whatever the schedule."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def stateful_layers(model):
+    return [layer for layer in model._flatten_layers() if getattr(layer, "stateful", False)]
+
+
+def reset_states(model):
+    """Zero the carried state of every stateful RNN layer of `model`."""
+    for layer in stateful_layers(model):
+        layer.reset_states()
+
+
+class _ResetStates(keras.callbacks.Callback):
+    """Stateful RNNs (contiguous-stream LMs) start every epoch and every evaluation from a zero state."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        reset_states(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        reset_states(self.model)
+
+
+def _best_so_far(history_path, monitor, mode):
     """Best monitored value in an earlier (killed) attempt's history, so resuming keeps the true best."""
     if not os.path.exists(history_path):
         return None
@@ -250,7 +461,38 @@ def _best_so_far(history_path, monitor):
         values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "")]
     if not values:
         return None
-    return min(values) if "loss" in monitor else max(values)
+    return min(values) if mode == "min" else max(values)
+
+
+def _check_same_config(run_dir, task_name, config):
+    """Write config.json, or check that the one there resolves to the same config (older runs lack new fields)."""
+    config_path = os.path.join(run_dir, "config.json")
+    payload = {"task": task_name, "config": config_lib.to_dict(config)}
+    if not os.path.exists(config_path):
+        config_lib.write_json(config_path, payload)
+        return
+    with open(config_path, encoding="utf-8") as f:
+        previous = json.load(f)
+    same = previous.get("task") == task_name
+    if same:
+        try:
+            same = config_lib.from_dict(type(config), previous["config"]) == config
+        except (KeyError, ValueError):
+            same = False
+    if not same:
+        raise ConfigError(
+            f"{run_dir} holds a run with a different config ({config_path}); "
+            "start the new run in another --run-dir, or rerun with the same command to resume"
+        )
+
+
+def _steps_per_epoch(dataset, train_cfg, n_train):
+    if train_cfg.steps_per_epoch:
+        return train_cfg.steps_per_epoch
+    cardinality = int(dataset.cardinality())
+    if cardinality > 0:
+        return cardinality
+    return -(-n_train // train_cfg.batch_size) if n_train else None
 
 
 def train(task_name, config, run_dir, log=print, callbacks=()):
@@ -259,28 +501,18 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
     `callbacks` are extra Keras callbacks appended to the standard ones.
     """
     os.makedirs(run_dir, exist_ok=True)
-    payload = {"task": task_name, "config": config_lib.to_dict(config)}
-    config_path = os.path.join(run_dir, "config.json")
-    if os.path.exists(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous != json.loads(json.dumps(payload, default=str)):
-            raise ValueError(
-                f"{run_dir} holds a run with a different config ({config_path}); "
-                "start the new run in another --run-dir, or rerun with the same command to resume"
-            )
-    else:
-        config_lib.write_json(config_path, payload)
-
+    _check_same_config(run_dir, task_name, config)
     task = get_task_class(task_name)(config)
     metrics_path = os.path.join(run_dir, "metrics.json")
     model_path = os.path.join(run_dir, "model.keras")
+    training_path = os.path.join(run_dir, "training.json")
     if os.path.exists(model_path) and os.path.exists(metrics_path):
         log(f"{run_dir} is already trained; metrics from {metrics_path}")
         with open(metrics_path, encoding="utf-8") as f:
             return json.load(f)
 
     train_cfg = config.train
+    mode = task.monitor_mode(train_cfg.monitor)
     keras.utils.set_random_seed(train_cfg.seed)
     _setup_precision(train_cfg)
     splits = task.load_data()
@@ -293,46 +525,78 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
         open(os.path.join(assets_dir, "COMPLETE"), "w").close()
         task.restore(assets_dir)
 
+    if os.path.exists(model_path):
+        # Training finished but evaluation did not (a crash or kill in between): evaluate, do not retrain.
+        log(f"{model_path} exists: training finished earlier; evaluating it")
+        model = load_trained_model(run_dir)
+        training = {}
+        if os.path.exists(training_path):
+            with open(training_path, encoding="utf-8") as f:
+                training = json.load(f)
+    else:
+        model, training = _fit(task, splits, run_dir, mode, callbacks)
+
+    metrics = evaluate_model(task, model, splits, run_dir)
+    metrics["training"] = training
+    config_lib.write_json(metrics_path, metrics)
+    return metrics
+
+
+def _fit(task, splits, run_dir, mode, extra_callbacks):
+    train_cfg = task.config.train
     train_ds = task.make_dataset(splits, "train", training=True)
     validation_ds = task.make_dataset(splits, "validation", training=False)
     n_train = task.num_examples(splits, "train")
-    steps = train_cfg.steps_per_epoch or (-(-n_train // train_cfg.batch_size) if n_train else None)
+    steps = _steps_per_epoch(train_ds, train_cfg, n_train)
 
+    # Functional models are built on construction, from their inputs' specs: no warm-up call on real data.
     model = task.build_model()
+    if not model.built:
+        raise TypeError(f"{type(task).__name__}.build_model() must return a built model (a functional keras.Model)")
     model.compile(jit_compile=train_cfg.jit_compile, **task.compile_args(steps))
-    throughput = _Throughput(n_train)
+    throughput = _Throughput()
     history_path = os.path.join(run_dir, "history.csv")
     best_path = os.path.join(run_dir, "best.weights.h5")
-    mode = "min" if "loss" in train_cfg.monitor else "max"
+    monitor = train_cfg.monitor
     callbacks = [
         keras.callbacks.BackupAndRestore(
             os.path.join(run_dir, "backup"),
             save_freq=train_cfg.backup_every_steps or "epoch",
             double_checkpoint=True,
         ),
+        throughput,
+        _LogLearningRate(),
+    ]
+    if stateful_layers(model):
+        callbacks.append(_ResetStates())
+    if task.validation_metrics_each_epoch:
+        callbacks.append(_ValidationMetrics(task, splits))
+    # Task callbacks come before anything that reads the epoch's logs.
+    callbacks += list(task.callbacks(splits))
+    callbacks += [
         keras.callbacks.ModelCheckpoint(
             best_path,
-            monitor=train_cfg.monitor,
+            monitor=monitor,
             mode=mode,
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=_best_so_far(history_path, train_cfg.monitor),
+            initial_value_threshold=_best_so_far(history_path, monitor, mode),
         ),
         keras.callbacks.CSVLogger(history_path, append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         keras.callbacks.TerminateOnNaN(),
-        throughput,
-        *callbacks,
     ]
-    if train_cfg.early_stopping_patience is not None:
+    if train_cfg.lr_schedule == "plateau":
         callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=train_cfg.monitor, mode=mode, patience=train_cfg.early_stopping_patience
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode=mode, factor=train_cfg.lr_decay_factor, patience=train_cfg.lr_decay_patience
             )
         )
-    # The model must be built before BackupAndRestore can load weights into it.
-    for inputs, _ in train_ds.take(1):
-        model(inputs)
+    if train_cfg.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg.early_stopping_patience)
+        )
+    callbacks += list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
         train_ds,
@@ -348,19 +612,22 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
         raise FloatingPointError(f"training diverged (NaN loss); see {history_path}; lower train.learning_rate")
     if os.path.exists(best_path):
         model.load_weights(best_path)
-    _save_atomic(model, model_path)
-
-    metrics = evaluate_model(task, model, splits, run_dir)
     timed = throughput.epoch_seconds[1:] or throughput.epoch_seconds
-    metrics["training"] = {
+    examples_per_epoch = n_train if not train_cfg.steps_per_epoch else None
+    training = {
         "epochs_run": len(history.history.get("loss", [])),
         "train_seconds": round(train_seconds, 2),
         "train_examples": n_train,
-        "examples_per_second": round(n_train / (sum(timed) / len(timed)), 1) if n_train and timed else None,
+        "examples_per_second": round(examples_per_epoch / (sum(timed) / len(timed)), 1)
+        if examples_per_epoch and timed
+        else None,
         "backend": keras.backend.backend(),
     }
-    config_lib.write_json(metrics_path, metrics)
-    return metrics
+    # training.json first, then model.keras (the "training is done" marker): a rerun after a crash
+    # in evaluation finds both and only evaluates.
+    config_lib.write_json(os.path.join(run_dir, "training.json"), training)
+    _save_atomic(model, os.path.join(run_dir, "model.keras"))
+    return model, training
 
 
 def _finite(value):
@@ -374,10 +641,14 @@ def _save_atomic(model, path):
 
 
 def evaluate_model(task, model, splits, run_dir):
+    """`model.evaluate` plus `task.evaluate_split` on the validation and test splits."""
     results = {}
     for split in ("validation", "test"):
         dataset = task.make_dataset(splits, split, training=False)
+        reset_states(model)
         values = model.evaluate(dataset, verbose=0, return_dict=True)
+        reset_states(model)
+        values.update(task.evaluate_split(model, splits, split))
         results[split] = {k: round(float(v), 6) for k, v in values.items()}
     results.update(task.after_evaluate(model, splits, run_dir) or {})
     return results
@@ -386,7 +657,7 @@ def evaluate_model(task, model, splits, run_dir):
 def load_trained_model(run_dir):
     path = os.path.join(run_dir, "model.keras")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: the run in {run_dir} has not finished training")
+        raise RunDirError(f"{path} not found: the run in {run_dir} has not finished training")
     return keras.saving.load_model(path, compile=True)
 
 
@@ -424,13 +695,20 @@ def is_cv_run(run_dir):
 
 def train_cv(task_name, config, run_dir, folds, log=print):
     """k-fold cross-validation (Kim's protocol for MR): one resumable run per fold, mean reported."""
+    task_class = get_task_class(task_name)
+    if not task_class.supports_folds:
+        raise ConfigError(
+            f"task {task_name} has no k-fold cross-validation (--folds); it evaluates on its dataset's test split"
+        )
+    if not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"--folds must be an integer of at least 2, got {folds!r}")
     os.makedirs(run_dir, exist_ok=True)
     cv_path = os.path.join(run_dir, "cv.json")
     payload = {"task": task_name, "folds": folds, "config": config_lib.to_dict(config)}
     if os.path.exists(cv_path):
         with open(cv_path, encoding="utf-8") as f:
             if json.load(f) != json.loads(json.dumps(payload, default=str)):
-                raise ValueError(f"{run_dir} holds a different cross-validation run; use another --run-dir")
+                raise ConfigError(f"{run_dir} holds a different cross-validation run; use another --run-dir")
     else:
         config_lib.write_json(cv_path, payload)
     results = []
@@ -442,14 +720,16 @@ def train_cv(task_name, config, run_dir, folds, log=print):
 
 
 def _aggregate_folds(run_dir, results):
+    """Mean and population standard deviation over folds of every numeric split metric."""
     import statistics
 
     summary = {"folds": len(results)}
     for split in ("validation", "test"):
-        keys = results[0].get(split, {}).keys()
         summary[split] = {}
-        for key in keys:
-            values = [r[split][key] for r in results]
+        for key, first in results[0].get(split, {}).items():
+            values = [r.get(split, {}).get(key) for r in results]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                continue
             summary[split][key] = round(statistics.fmean(values), 6)
             summary[split][f"{key}_std"] = round(statistics.pstdev(values), 6)
     summary["per_fold_test"] = [r["test"] for r in results]
@@ -463,22 +743,38 @@ def _aggregate_folds(run_dir, results):
 # === Export ===
 
 
+def _check_export_target(base_dir, name):
+    """The model name must be one the server serves, and stay inside `base_dir`."""
+    from keras_tasks.serving.models import check_model_name
+
+    try:
+        check_model_name(name)
+    except ValueError as e:
+        raise ConfigError(f"--name {name!r}: {e}") from None
+    model_dir = os.path.join(base_dir, name)
+    base_real = os.path.realpath(base_dir)
+    if os.path.dirname(os.path.realpath(model_dir)) != base_real:
+        raise ConfigError(f"--name {name!r} would write outside {base_dir}; give a plain model name")
+    return model_dir
+
+
 def export(run_dir, name, version=None, base_dir="saved_models"):
     """Export a trained run to `base_dir/name/VERSION/` atomically; returns the version path."""
     if is_cv_run(run_dir):
-        raise ValueError(f"{run_dir} is a cross-validation run; export one of its folds (e.g. {run_dir}/fold_0)")
+        raise ConfigError(f"{run_dir} is a cross-validation run; export one of its folds (e.g. {run_dir}/fold_0)")
+    model_dir = _check_export_target(base_dir, name)
     task, payload = load_run(run_dir)
-    keras.config.set_dtype_policy("float32")
     task.restore(os.path.join(run_dir, "assets"))
     model = load_trained_model(run_dir)
-    model_dir = os.path.join(base_dir, name)
+    # Serving computes in float32 whatever the training precision; the task may also swap graphs.
+    inference_model = task.build_inference_model(model)
     os.makedirs(model_dir, exist_ok=True)
     existing = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
     latest = max(existing, default=0)
     if version is None:
         version = latest + 1
     elif version <= latest:
-        raise ValueError(
+        raise ConfigError(
             f"version {version} is not newer than {os.path.join(model_dir, str(latest))}; "
             f"versions only grow (omit --version to use {latest + 1})"
         )
@@ -489,10 +785,10 @@ def export(run_dir, name, version=None, base_dir="saved_models"):
 
     try:
         archive = keras.export.ExportArchive()
-        archive.track(model)
-        for tracked in getattr(task, "exported_resources", lambda: [])():
+        archive.track(inference_model)
+        for tracked in task.export_resources():
             archive.track(tracked)
-        for endpoint, (fn, signature) in task.export_endpoints(model).items():
+        for endpoint, (fn, signature) in task.export_endpoints(inference_model).items():
             archive.add_endpoint(endpoint, fn, input_signature=signature)
         archive.write_out(tmp, verbose=False)
 

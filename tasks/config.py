@@ -7,6 +7,8 @@ import typing
 
 import yaml
 
+from keras_tasks.pipelines.errors import ConfigError, UnknownKeyError
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -27,8 +29,12 @@ class TrainConfig:
     optimizer: str = "adam"  # any keras.optimizers name: adam, adamw, adadelta, sgd, ...
     learning_rate: float = 1e-3
     weight_decay: typing.Optional[float] = None  # for optimizers that take it (adamw)
-    lr_schedule: str = "constant"  # constant | cosine | one_cycle
+    lr_schedule: str = "constant"  # constant | cosine | one_cycle | step | plateau
     warmup_fraction: float = 0.0  # of all steps, for the cosine / one-cycle schedules
+    lr_decay_factor: float = 0.5  # step: multiply per epoch from lr_decay_start; plateau: on each plateau
+    lr_decay_start: int = 0  # step: first (0-based) epoch that runs at a decayed rate
+    lr_decay_patience: int = 0  # plateau: epochs without improvement of `monitor` before decaying
+    clipnorm: typing.Optional[float] = None  # clip each gradient to this L2 norm (RNNs; Zaremba et al. use 5)
     label_smoothing: float = 0.0
     seed: int = 0  # weights init, shuffling and seeded splits
     early_stopping_patience: typing.Optional[int] = None  # epochs without improvement; None: off
@@ -50,12 +56,12 @@ def _coerce(value, annotation):
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0]) if len(inner) == 1 else value
     if annotation in (int, float) and isinstance(value, str):
-        raise ValueError(f"expected a number, got {value!r}")
+        raise ConfigError(f"expected a number, got {value!r}")
     if annotation is bool and not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ConfigError(f"expected true or false, got {value!r}")
     if annotation is int:
         if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"expected an integer, got {value!r}")
+            raise ConfigError(f"expected an integer, got {value!r}")
         return int(value)
     if annotation is float:
         return float(value)
@@ -79,21 +85,21 @@ def replace_path(config, path, value, _full=None):
     head, _, rest = path.partition(".")
     fields = {f.name: f for f in dataclasses.fields(config)}
     if head not in fields:
-        raise KeyError(f"unknown config key {full!r}; known here: {sorted(fields)}")
+        raise UnknownKeyError(f"unknown config key {full!r}; known here: {sorted(fields)}")
     current = getattr(config, head)
     if rest:
         if not dataclasses.is_dataclass(current):
-            raise KeyError(f"{head!r} has no sub-keys (asked for {full!r})")
+            raise UnknownKeyError(f"{head!r} has no sub-keys (asked for {full!r})")
         return dataclasses.replace(config, **{head: replace_path(current, rest, value, full)})
     if dataclasses.is_dataclass(current):
         if not isinstance(value, dict):
-            raise ValueError(f"{head!r} is a section; give a mapping, got {value!r}")
+            raise ConfigError(f"{head!r} is a section; give a mapping, got {value!r}")
         return apply_mapping(config, {head: value})
     hints = typing.get_type_hints(type(config))
     try:
         return dataclasses.replace(config, **{head: _coerce(value, hints[head])})
     except ValueError as e:
-        raise ValueError(f"bad value for {full!r}: {e}") from None
+        raise ConfigError(f"bad value for {full!r}: {e}") from None
 
 
 def apply_mapping(config, mapping, prefix=""):
@@ -111,7 +117,7 @@ def apply_mapping(config, mapping, prefix=""):
 def _get_path(config, path):
     for part in path.split("."):
         if not dataclasses.is_dataclass(config) or part not in {f.name for f in dataclasses.fields(config)}:
-            raise KeyError(f"unknown config key {path!r}")
+            raise UnknownKeyError(f"unknown config key {path!r}")
         config = getattr(config, part)
     return config
 
@@ -121,27 +127,30 @@ def apply_overrides(config, overrides):
     for item in overrides or ():
         key, sep, text = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects section.key=value, got {item!r}")
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
         config = replace_path(config, key.strip(), _parse_value(text))
     return config
 
 
 def load_config_file(config, path):
     """Apply a YAML or JSON file of nested sections onto a config."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
     try:
         mapping = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise ValueError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {e}") from None
+        raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {e}") from None
     if mapping is None:
         return config
     if not isinstance(mapping, dict):
-        raise ValueError(f"{path}: expected a mapping of sections (data:, model:, train:)")
+        raise ConfigError(f"{path}: expected a mapping of sections (data:, model:, train:)")
     try:
         return apply_mapping(config, mapping)
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def to_dict(config):

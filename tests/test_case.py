@@ -102,3 +102,120 @@ def tiny_sentiment_lines(n=60, seed=0):
         rng.shuffle(tokens)
         lines.append(f"{label} {' '.join(tokens)}")
     return lines
+
+
+def run_task_test(task_name, overrides, signature_inputs, tmp_path, atol=1e-5):
+    """The one end-to-end check every task gets (as keras-hub's `run_task_test`).
+
+    A one-step fit on tiny data through `base.train`, then `base.export`, then for every
+    signature in `signature_inputs`: the in-memory endpoint (the task's inference model)
+    and the reloaded SavedModel give the same outputs on the same raw inputs, and so does
+    the export served over HTTP by the real model server (`keras-tasks serve`).
+
+    Args:
+        task_name: registered task name.
+        overrides: `{"section.key": value}` on top of the task's defaults (tiny model, tiny data).
+        signature_inputs: `{signature: {input name: list of raw values}}` (bytes for `*_bytes`).
+        tmp_path: pytest's tmp_path.
+        atol: tolerance for float outputs.
+
+    Returns:
+        `(metrics, export_path, outputs)`, outputs `{signature: {name: numpy array}}` from the SavedModel.
+    """
+    import base64
+    import time
+
+    import tensorflow as tf
+
+    from keras_tasks.serving import server
+    from keras_tasks.tasks import base
+
+    flags = {"train.epochs": 1, "train.steps_per_epoch": 1, "train.verbose": "0"}
+    flags.update(overrides)
+    run_dir = os.path.join(str(tmp_path), "run")
+    metrics = base.train(task_name, base.resolve_config(task_name, flags), run_dir, log=lambda *_: None)
+    assert metrics["training"]["epochs_run"] == 1
+    assert all(np.isfinite(v) for v in metrics["test"].values()), metrics["test"]
+    base_dir = os.path.join(str(tmp_path), "saved_models")
+    path = base.export(run_dir, "tiny", base_dir=base_dir)
+    assert path == os.path.join(base_dir, "tiny", "1")
+
+    task, _ = base.load_run(run_dir)
+    task.restore(os.path.join(run_dir, "assets"))
+    inference = task.build_inference_model(base.load_trained_model(run_dir))
+    endpoints = task.export_endpoints(inference)
+    loaded = tf.saved_model.load(path)
+    saved_outputs = {}
+    for signature, inputs in signature_inputs.items():
+        fn, specs = endpoints[signature]
+        tensors = {spec.name: tf.constant(inputs[spec.name], dtype=spec.dtype) for spec in specs}
+        expected = {k: v.numpy() for k, v in fn(**tensors).items()}
+        got = {k: v.numpy() for k, v in loaded.signatures[signature](**tensors).items()}
+        _assert_outputs_equal(expected, got, atol, f"{signature}: in-memory vs SavedModel")
+        saved_outputs[signature] = got
+
+    config = server.ServerConfig(model_base_path=base_dir, port=0, poll_seconds=0.2)
+    with server.ServerThread(config) as running:
+        deadline = time.monotonic() + 60
+        while True:
+            status, answer = call(running.url, "GET", "/v1/models/tiny")
+            states = [v["state"] for v in answer.get("model_version_status", [])] if status == 200 else []
+            if "AVAILABLE" in states:
+                break
+            assert time.monotonic() < deadline, f"the server did not load the export: {status} {answer}"
+            time.sleep(0.2)
+        for signature, inputs in signature_inputs.items():
+            columns = {
+                name: [{"b64": base64.b64encode(v).decode("ascii")} for v in values]
+                if name.endswith("_bytes")
+                else (values.tolist() if isinstance(values, np.ndarray) else list(values))
+                for name, values in inputs.items()
+            }
+            status, answer = call(
+                running.url, "POST", "/v1/models/tiny:predict", {"signature_name": signature, "inputs": columns}
+            )
+            assert status == 200, answer
+            served = answer["outputs"]
+            if not isinstance(served, dict):
+                (only,) = saved_outputs[signature]
+                served = {only: served}
+            served = {k: _decode_served(v) for k, v in served.items()}
+            _assert_outputs_equal(saved_outputs[signature], served, max(atol, 1e-4), f"{signature}: served vs SavedModel")
+    return metrics, path, saved_outputs
+
+
+def call(url, method, path, body=None):
+    """(status, decoded JSON) of one request to a local server."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _decode_served(value):
+    array = np.asarray(value, dtype=object)
+    if array.size and isinstance(array.flat[0], str):
+        return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+    if array.size and isinstance(array.flat[0], dict):
+        import base64
+
+        return np.vectorize(lambda d: base64.b64decode(d["b64"]), otypes=[object])(array)
+    return np.asarray(value)
+
+
+def _assert_outputs_equal(expected, got, atol, what):
+    assert sorted(expected) == sorted(got), f"{what}: outputs {sorted(expected)} vs {sorted(got)}"
+    for key in expected:
+        a, b = np.asarray(expected[key]), np.asarray(got[key])
+        assert a.shape == b.shape, f"{what}: {key} shape {a.shape} vs {b.shape}"
+        if a.dtype.kind in "OSU":
+            assert a.tolist() == b.tolist(), f"{what}: {key} differs"
+        else:
+            np.testing.assert_allclose(a.astype("float64"), b.astype("float64"), atol=atol, rtol=1e-4, err_msg=f"{what}: {key}")

@@ -1,0 +1,309 @@
+"""The spine (`tasks/base.py`, the CLI) on a toy task: hooks, metric modes, resume, export checks."""
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_case import run_task_test
+
+from keras_tasks.pipelines.batching import batch_dataset
+from keras_tasks.pipelines.errors import ConfigError
+from keras_tasks.scripts import cli
+from keras_tasks.tasks import base
+from keras_tasks.tasks.config import DataConfig, TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyData(DataConfig):
+    dataset: str = "toy"
+    size: int = 96  # examples over all splits
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyModel:
+    name: str = "mlp"
+    hidden_dim: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig:
+    data: ToyData = dataclasses.field(default_factory=ToyData)
+    model: ToyModel = dataclasses.field(default_factory=ToyModel)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(epochs=2, batch_size=16, monitor="val_loss", verbose="0", learning_rate=0.05)
+    )
+
+
+@base.register_task("toy_spine")
+class ToyTask(base.Task):
+    """Three numbers to the sign of their sum."""
+
+    config_class = ToyConfig
+    metric_modes = {"perplexity": "min"}
+    # Set by tests: validation "perplexity" per epoch, and extra callbacks.
+    scores = None
+    extra_callbacks = ()
+
+    def load_data(self):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(self.config.data.size, 3)).astype("float32")
+        y = (x.sum(axis=1) > 0).astype("int32")
+        third = len(x) // 3
+        return {"train": (x[:third], y[:third]), "validation": (x[third : 2 * third], y[third : 2 * third]),
+                "test": (x[2 * third :], y[2 * third :])}
+
+    def adapt(self, splits, assets_dir):
+        base.write_labels(assets_dir, ["negative", "positive"])
+
+    def restore(self, assets_dir):
+        self.labels = base.read_labels(assets_dir)
+
+    def num_examples(self, splits, split):
+        return len(splits[split][0])
+
+    def make_dataset(self, splits, split, training):
+        dataset = tf.data.Dataset.from_tensor_slices(splits[split])
+        return batch_dataset(dataset, self.config.train.batch_size, training, seed=self.config.train.seed)
+
+    def build_model(self):
+        features = keras.Input((3,), name="features")
+        x = keras.layers.Dense(self.config.model.hidden_dim, activation="relu", name="hidden")(features)
+        outputs = keras.layers.Dense(2, activation="softmax", dtype="float32", name="probabilities")(x)
+        return keras.Model(features, outputs)
+
+    def compile_args(self, steps_per_epoch=None):
+        return {"optimizer": self.make_optimizer(steps_per_epoch), "loss": "sparse_categorical_crossentropy",
+                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+
+    def callbacks(self, splits):
+        return list(type(self).extra_callbacks)
+
+    def evaluate_split(self, model, splits, split):
+        scores = type(self).scores
+        if scores is None:
+            return {}
+        return {"perplexity": scores.pop(0) if len(scores) > 1 else scores[0]}
+
+    def export_endpoints(self, model):
+        labels = tf.constant(self.labels)
+
+        @tf.function
+        def serve(features):
+            probabilities = model(features, training=False)
+            return {"label": tf.gather(labels, tf.argmax(probabilities, -1)), "probabilities": probabilities}
+
+        return {"serving_default": (serve, [tf.TensorSpec([None, 3], tf.float32, name="features")])}
+
+
+@pytest.fixture(autouse=True)
+def _reset_toy():
+    ToyTask.scores, ToyTask.extra_callbacks = None, ()
+    yield
+    ToyTask.scores, ToyTask.extra_callbacks = None, ()
+    keras.config.set_dtype_policy("float32")
+
+
+def toy_config(**overrides):
+    return base.resolve_config("toy_spine", overrides)
+
+
+def quiet(*_):
+    pass
+
+
+def history(run_dir):
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_tasks_are_discovered_from_the_package():
+    tasks = base.discover_tasks()
+    assert {"text_classification", "image_classification", "toy_spine"} <= set(tasks)
+    with pytest.raises(KeyError, match="unknown task 'nope'; available: .*text_classification"):
+        base.get_task_class("nope")
+
+
+def test_each_metric_declares_its_direction():
+    assert ToyTask.monitor_mode("val_loss") == "min" and ToyTask.monitor_mode("val_accuracy") == "max"
+    assert ToyTask.monitor_mode("val_perplexity") == "min"  # not "max" because the name lacks "loss"
+    with pytest.raises(ConfigError, match="does not know whether 'wer'"):
+        ToyTask.monitor_mode("val_wer")
+
+
+def test_task_metric_is_logged_monitored_and_picks_the_best_epoch(tmp_path):
+    ToyTask.validation_metrics_each_epoch = True
+    weights_by_epoch = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights_by_epoch.append([w.copy() for w in self.model.get_weights()])
+
+    try:
+        # Validation perplexity per epoch 5, 3, 4: epoch 1 is best (min), though "perplexity" lacks "loss".
+        ToyTask.scores = [5.0, 3.0, 4.0, 7.0, 7.0]
+        ToyTask.extra_callbacks = (Record(),)
+        run_dir = str(tmp_path / "run")
+        metrics = base.train("toy_spine", toy_config(**{"train.epochs": 3, "train.monitor": "val_perplexity"}), run_dir, log=quiet)
+    finally:
+        ToyTask.validation_metrics_each_epoch = False
+    assert [float(row["val_perplexity"]) for row in history(run_dir)] == [5.0, 3.0, 4.0]
+    final = keras.saving.load_model(os.path.join(run_dir, "model.keras")).get_weights()
+    for got, want in zip(final, weights_by_epoch[1]):
+        np.testing.assert_allclose(got, want)
+    # The per-split hook's metrics merge into metrics.json next to model.evaluate's.
+    assert metrics["validation"]["perplexity"] == 7.0 and "accuracy" in metrics["test"] and "perplexity" in metrics["test"]
+
+
+def test_task_callbacks_run_before_checkpointing(tmp_path):
+    class AddScore(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_accuracy_bonus"] = 1.0 - epoch
+
+    ToyTask.metric_modes = {"perplexity": "min", "accuracy_bonus": "max"}
+    ToyTask.extra_callbacks = (AddScore(),)
+    try:
+        run_dir = str(tmp_path / "run")
+        base.train("toy_spine", toy_config(**{"train.monitor": "val_accuracy_bonus"}), run_dir, log=quiet)
+    finally:
+        ToyTask.metric_modes = {"perplexity": "min"}
+    assert os.path.exists(os.path.join(run_dir, "best.weights.h5"))  # the checkpoint saw the task's metric
+    assert [row["val_accuracy_bonus"] for row in history(run_dir)] == ["1.0", "0.0"]
+
+
+class _Fail(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        raise AssertionError("retrained")
+
+
+def test_crash_between_model_and_metrics_only_evaluates_on_rerun(tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = toy_config()
+    first = base.train("toy_spine", config, run_dir, log=quiet)
+    os.remove(os.path.join(run_dir, "metrics.json"))  # as if killed while evaluating
+    again = base.train("toy_spine", config, run_dir, log=quiet, callbacks=[_Fail()])
+    assert again["training"] == first["training"] and again["training"]["epochs_run"] == 2
+    assert again["test"] == pytest.approx(first["test"])
+    assert len(history(run_dir)) == 2
+
+
+def test_older_run_dirs_resume_when_new_config_fields_appear(tmp_path):
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    run_dir = str(tmp_path / "run")
+    config = toy_config()
+    with pytest.raises(KeyboardInterrupt):
+        base.train("toy_spine", config, run_dir, log=quiet, callbacks=[Kill()])
+    path = os.path.join(run_dir, "config.json")
+    with open(path) as f:
+        payload = json.load(f)
+    del payload["config"]["train"]["clipnorm"]  # written by a version without the field
+    with open(path, "w") as f:
+        json.dump(payload, f)
+    base.train("toy_spine", config, run_dir, log=quiet)
+    assert [int(row["epoch"]) for row in history(run_dir)] == [0, 1]
+    with pytest.raises(ConfigError, match="different config"):
+        base.train("toy_spine", toy_config(**{"train.clipnorm": 1.0}), run_dir, log=quiet)
+
+
+def test_folds_on_a_task_without_folds_is_a_clear_error(tmp_path):
+    config = base.resolve_config("image_classification", {})
+    with pytest.raises(ConfigError, match="no k-fold cross-validation"):
+        base.train_cv("image_classification", config, str(tmp_path / "cv"), folds=3, log=quiet)
+    assert not os.path.exists(tmp_path / "cv" / "cv.json")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a b", "", ".hidden", "a/b", ".."])
+def test_export_refuses_names_the_server_would_not_serve(tmp_path, name):
+    with pytest.raises(ConfigError, match="--name"):
+        base.export(str(tmp_path / "no-run"), name, base_dir=str(tmp_path / "saved_models"))
+    assert not os.path.exists(tmp_path / "escape")
+
+
+def test_mixed_precision_run_exports_float32(tmp_path):
+    run_dir = str(tmp_path / "run")
+    base.train("toy_spine", toy_config(**{"train.mixed_precision": True}), run_dir, log=quiet)
+    trained = base.load_trained_model(run_dir)
+    assert trained.get_layer("hidden").dtype_policy.name == "mixed_float16"
+    keras.config.set_dtype_policy("mixed_float16")  # export must not depend on the caller's policy
+    task, _ = base.load_run(run_dir)
+    task.restore(os.path.join(run_dir, "assets"))
+    inference = task.build_inference_model(trained)
+    assert {layer.dtype_policy.name for layer in inference.layers} == {"float32"}
+    path = base.export(run_dir, "toy", base_dir=str(tmp_path / "saved_models"))
+    assert keras.config.dtype_policy().name == "mixed_float16"  # the caller's policy is left alone
+    keras.config.set_dtype_policy("float32")
+    x = np.random.default_rng(1).normal(size=(5, 3)).astype("float32")
+    served = tf.saved_model.load(path).signatures["serving_default"](features=tf.constant(x))
+    assert served["probabilities"].dtype == tf.float32
+    np.testing.assert_allclose(served["probabilities"].numpy(), inference.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(served["probabilities"].numpy(), trained.predict(x, verbose=0), atol=2e-3)
+
+
+def test_optimizer_clipnorm_and_schedules():
+    task = ToyTask(toy_config(**{"train.clipnorm": 5.0, "train.optimizer": "sgd", "train.learning_rate": 1.0,
+                                 "train.lr_schedule": "step", "train.lr_decay_start": 4, "train.lr_decay_factor": 0.5}))
+    optimizer = task.make_optimizer(steps_per_epoch=10)
+    assert optimizer.clipnorm == 5.0
+    schedule = optimizer._learning_rate
+    rates = [float(schedule(epoch * 10 + 3)) for epoch in range(7)]
+    assert rates == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]  # Zaremba et al.'s small LM
+    with pytest.raises(ConfigError, match="lr_schedule must be"):
+        ToyTask(toy_config(**{"train.lr_schedule": "linear"})).make_optimizer(10)
+
+
+def test_plateau_schedule_lowers_the_rate(tmp_path):
+    class Worse(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = 1.0 + epoch  # never improves
+
+    ToyTask.extra_callbacks = (Worse(),)
+    run_dir = str(tmp_path / "run")
+    config = toy_config(**{"train.lr_schedule": "plateau", "train.lr_decay_patience": 0, "train.epochs": 3,
+                           "train.learning_rate": 0.1, "train.lr_decay_factor": 0.1})
+    base.train("toy_spine", config, run_dir, log=quiet)
+    rates = [float(row["learning_rate"]) for row in history(run_dir)]
+    # Each row holds the rate its epoch ran at; the rate drops after every epoch without improvement.
+    assert rates == pytest.approx([0.1, 0.1, 0.01])
+
+
+def test_cli_shows_user_errors_in_one_line_and_bugs_with_a_traceback(monkeypatch, tmp_path, capsys):
+    assert cli.main(["train", "toy_spine", "--set", "train.epochs=many", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "error: bad value for 'train.epochs'" in capsys.readouterr().err
+
+    def bug(*args, **kwargs):
+        raise ValueError("a programming error")
+
+    monkeypatch.setattr(base, "train", bug)
+    with pytest.raises(ValueError, match="a programming error"):
+        cli.main(["train", "toy_spine", "--run-dir", str(tmp_path / "r2")])
+
+
+def test_cli_task_flags_and_list():
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "text_classification", "--embeddings", "v.txt", "--folds", "10"])
+    assert args.model__embeddings_path == "v.txt" and args.folds == 10
+    with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit):
+        parser.parse_args(["train", "image_classification", "--embeddings", "v.txt"])  # not its flag
+    with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--run-dir", "x", "--folds", "3"])  # evaluate finds folds itself
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["list"]) == 0
+    text = out.getvalue()
+    assert "text_classification:" in text and "  trec " in text and "image_classification:" in text and "  mnist " in text
+
+
+def test_toy_task_through_the_shared_task_test(tmp_path):
+    x = np.random.default_rng(2).normal(size=(4, 3)).astype("float32")
+    metrics, path, outputs = run_task_test("toy_spine", {}, {"serving_default": {"features": x}}, tmp_path)
+    assert outputs["serving_default"]["probabilities"].shape == (4, 2)
+    assert set(outputs["serving_default"]["label"].tolist()) <= {b"negative", b"positive"}
