@@ -2,11 +2,13 @@
 
 Two layouts are accepted:
 
-    DIR/CLASS/*.png                 a single pool ("train"; slice it for validation/test)
+    DIR/CLASS/*.png                 a single pool ("train"; validation/test are carved from it)
     DIR/{train,validation,test}/CLASS/*.png
 
 Class names are the sorted folder names of the training split; labels are their
-indices. Files are checked (header and end) when listed and decoded lazily.
+indices. Files are listed class by class, so a slice of a pool holds whole classes:
+splits carved from a pool are stratified by class instead (`image_datasets.carve_splits`).
+Files are checked (header and end) when listed and decoded lazily.
 """
 
 import os
@@ -69,7 +71,8 @@ def split_folder(directory, split):
         return folder
     if split != "train":
         raise DataError(directory, f"the folder has no {split!r} split (single pool of classes)",
-                        hint="slice the training pool, e.g. train[:90%] and train[90%:], or " + LAYOUT_HINT)
+                        hint="training carves validation and test from it, stratified by class, in "
+                        "data.validation_fraction and data.test_fraction; or " + LAYOUT_HINT)
     return directory
 
 
@@ -93,11 +96,12 @@ def infer_image_spec(path):
     return int(height), int(width), 1 if channels in (1, 2) else 3
 
 
-def image_folder_dataset(paths, labels, channels, size):
-    """A tf.data.Dataset of `{"image": uint8 (height, width, channels), "label": int64}` decoded lazily."""
-    dataset = tf.data.Dataset.from_tensor_slices({"path": list(paths), "label": labels})
-    return dataset.map(
-        lambda x: {"image": decode_image(tf.io.read_file(x["path"]), channels, size), "label": x["label"]},
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+def folder_rows(paths, labels):
+    """The undecoded examples of a folder split, as arrays that index subsets cheaply."""
+    return {"path": np.asarray(paths, dtype=str), "label": np.asarray(labels, dtype=np.int64)}
+
+
+def folder_row_decoder(channels, size):
+    """A function from one `{"path", "label"}` row to `{"image": uint8 (height, width, channels), "label"}`."""
+    return lambda x: {"image": decode_image(tf.io.read_file(x["path"]), channels, size), "label": x["label"]}
+

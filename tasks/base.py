@@ -127,8 +127,12 @@ class Task:
     # === Config and command line ===
 
     @classmethod
-    def presets(cls, model=None, dataset=None):
-        """Config overrides (`{"section.key": value}`) for a model/dataset pair."""
+    def presets(cls, draft):
+        """Config overrides (`{"section.key": value}`) that suit the user's choices in `draft`.
+
+        `draft` is the config with the user's file, flags and `--set` applied; they are
+        applied again over the presets, so the user's values always win.
+        """
         return {}
 
     @classmethod
@@ -235,6 +239,15 @@ class Task:
     def export_resources(self):
         """Trackable objects the endpoints use besides the model (lookup tables, tokenizers)."""
         return []
+
+    def signature_defaults(self):
+        """Values for a signature's optional inputs: `{signature: {input: value}}`.
+
+        SavedModel signatures have no defaults; these go to `assets.extra/signature_defaults.json`,
+        where `keras-tasks predict` and the server's demo page read them (a client of the REST
+        API sends every input).
+        """
+        return {}
 
     def label_names(self):
         return None
@@ -348,21 +361,25 @@ class EpochStepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def resolve_config(task_name, flags=None, config_file=None, overrides=None):
-    """defaults -> presets(model, dataset) -> config file -> common flags -> --set, later wins."""
+    """defaults -> presets(draft) -> config file -> flags -> --set, later wins.
+
+    `draft` is the config with the user's choices applied, so presets can follow any of
+    them (model, dataset, `model.size`, ...), while the user's own values still win.
+    """
     task_class = get_task_class(task_name)
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    from_file = config_lib.load_config_file(task_class.config_class(), config_file) if config_file else None
-    chosen = from_file or task_class.config_class()
-    model = flags.get("model.name", chosen.model.name)
-    dataset = flags.get("data.dataset", chosen.data.dataset)
+
+    def apply_user_choices(config):
+        if config_file:
+            config = config_lib.load_config_file(config, config_file)
+        for key, value in flags.items():
+            config = config_lib.replace_path(config, key, value)
+        return config_lib.apply_overrides(config, overrides)
+
     config = task_class.config_class()
-    for key, value in task_class.presets(model, dataset).items():
+    for key, value in task_class.presets(apply_user_choices(config)).items():
         config = config_lib.replace_path(config, key, value)
-    if config_file:
-        config = config_lib.load_config_file(config, config_file)
-    for key, value in flags.items():
-        config = config_lib.replace_path(config, key, value)
-    return config_lib.apply_overrides(config, overrides)
+    return apply_user_choices(config)
 
 
 def load_run(run_dir):
@@ -798,6 +815,9 @@ def export(run_dir, name, version=None, base_dir="saved_models"):
             with open(os.path.join(extra, filename), "w", encoding="utf-8") as f:
                 f.write(text)
         config_lib.write_json(os.path.join(extra, "config.json"), payload)
+        defaults = task.signature_defaults()
+        if defaults:
+            config_lib.write_json(os.path.join(extra, "signature_defaults.json"), defaults)
         metrics_path = os.path.join(run_dir, "metrics.json")
         if os.path.exists(metrics_path):
             shutil.copy(metrics_path, os.path.join(extra, "metrics.json"))

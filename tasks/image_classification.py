@@ -15,10 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_tasks.pipelines.batching import batch_dataset
-from keras_tasks.pipelines.image_datasets import available_splits, make_image_source, take_range
+from keras_tasks.pipelines.image_datasets import available_splits, carve_splits, make_image_source
 from keras_tasks.pipelines.image_decoding import decode_image_batch
-from keras_tasks.tasks.base import Task, register_task
-from keras_tasks.tasks.classification_report import write_classification_report
+from keras_tasks.tasks.base import Task, read_labels, register_task, write_labels
+from keras_tasks.tasks.classification_report import label_and_probability, write_classification_report
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.vision_models import RESNET_RE, build_image_model
 
@@ -93,7 +93,26 @@ class ImageClassificationTask(Task):
         self.image_shape = None
 
     @classmethod
-    def presets(cls, model=None, dataset=None):
+    def datasets(cls):
+        return {
+            "mnist": "MNIST handwritten digits, IDX files, 60k/10k",
+            "fashion_mnist": "Fashion-MNIST, IDX files, 60k/10k",
+            "cifar10": "CIFAR-10, binary or pickle batches, 50k/10k",
+            "cifar10_subset": "the first 4k/1k images of CIFAR-10 (binary batches)",
+            "PATH": "a folder of class-per-folder PNG/JPEG images (optional train/validation/test sub-folders)",
+        }
+
+    @classmethod
+    def format_predictions(cls, inputs, outputs, options=None):
+        """`label<TAB>probability<TAB>file`."""
+        lines = []
+        for i, item in enumerate(inputs):
+            lines.append(f"{label_and_probability(outputs, i)}\t{item}")
+        return lines
+
+    @classmethod
+    def presets(cls, draft):
+        model, dataset = draft.model.name, draft.data.dataset
         if model == "cnn":
             return {"train.learning_rate": 3e-3, "train.label_smoothing": 0.1, "train.epochs": 15}
         if model and RESNET_RE.match(model):
@@ -111,41 +130,29 @@ class ImageClassificationTask(Task):
     # === Data ===
 
     def load_data(self):
-        """`{"train", "validation", "test"}` sources; missing splits are carved off the end of train."""
+        """`{"train", "validation", "test"}` sources; missing splits are carved from train, stratified by class."""
         data = self.config.data
         options = {"data_dir": data.data_dir, "image_size": data.image_size, "channels": data.channels}
         have = available_splits(data.dataset, data.data_dir)
         train = make_image_source(data.dataset, "train", **options)
         splits = {name: make_image_source(data.dataset, name, **options) for name in ("validation", "test") if name in have}
-        total = train.num_examples
-        held_test = 0 if "test" in splits else int(round(total * data.test_fraction))
-        held_validation = 0 if "validation" in splits else int(round(total * data.validation_fraction))
-        fit_end = total - held_test - held_validation
-        if fit_end <= 0 or ("test" not in splits and not held_test) or ("validation" not in splits and not held_validation):
-            raise ValueError(
-                f"{data.dataset}: {total} training examples cannot give train, validation "
-                f"({data.validation_fraction:.0%}) and test ({data.test_fraction:.0%}) splits"
-            )
-        splits.setdefault("test", take_range(train, total - held_test, total))
-        splits.setdefault("validation", take_range(train, fit_end, fit_end + held_validation))
-        splits["train"] = take_range(train, 0, min(fit_end, data.max_examples or fit_end))
-        return splits
+        fractions = {"test": data.test_fraction, "validation": data.validation_fraction}
+        carved = {name: fraction for name, fraction in fractions.items() if name not in splits}
+        return {**splits, **carve_splits(train, carved, self.config.train.seed, data.max_examples)}
 
     def num_examples(self, splits, split):
         return splits[split].num_examples
 
     def adapt(self, splits, assets_dir):
         train = splits["train"]
-        with open(os.path.join(assets_dir, "labels.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(train.label_names) + "\n")
+        write_labels(assets_dir, train.label_names)
         height, width, channels = train.image_shape
         spec = {"height": height, "width": width, "channels": channels, "origin": train.origin}
         with open(os.path.join(assets_dir, "image_spec.json"), "w", encoding="utf-8") as f:
             json.dump(spec, f, indent=2)
 
     def restore(self, assets_dir):
-        with open(os.path.join(assets_dir, "labels.txt"), encoding="utf-8") as f:
-            self.labels = [line.rstrip("\n") for line in f if line.rstrip("\n")]
+        self.labels = read_labels(assets_dir)
         with open(os.path.join(assets_dir, "image_spec.json"), encoding="utf-8") as f:
             spec = json.load(f)
         self.image_shape = (spec["height"], spec["width"], spec["channels"])

@@ -89,7 +89,8 @@ class TextClassificationTask(Task):
         self.pretrained = None
 
     @classmethod
-    def presets(cls, model=None, dataset=None):
+    def presets(cls, draft):
+        model, dataset = draft.model.name, draft.data.dataset
         presets = {}
         if dataset == "imdb" or (dataset or "").startswith("tfds:imdb"):
             # Documents: fewer, longer examples.

@@ -17,7 +17,8 @@ def test_single_pool_layout(tmp_path):
     assert names == ("cat", "dog")
     assert [os.path.basename(os.path.dirname(p)) for p in paths] == ["cat", "cat", "dog", "dog"]
     np.testing.assert_array_equal(labels, [0, 0, 1, 1])
-    with pytest.raises(DataError, match="no 'test' split.*train\\[:90%\\]"):
+    carved = "no 'test' split.*carves validation and test from it, stratified by class.*data.test_fraction"
+    with pytest.raises(DataError, match=carved):
         read_image_folder(str(tmp_path), "test")
 
 

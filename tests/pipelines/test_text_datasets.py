@@ -93,6 +93,35 @@ def test_user_folder_with_splits(tmp_path):
     assert splits.texts["test"] == ["one", "zero"] and splits.label_names == ("0", "1")
 
 
+def test_user_folder_without_test_file_carves_a_seeded_test_split(tmp_path):
+    lines = [f"{i % 2} text number {i}" for i in range(40)]
+    write_lines(tmp_path / "train.txt", lines)
+    write_lines(tmp_path / "dev.txt", ["1 dev one", "0 dev zero"])
+    splits = td.load_text_splits(str(tmp_path), seed=5, test_fraction=0.25)
+    assert [len(splits.texts[s]) for s in td.SPLITS] == [30, 2, 10]
+    assert splits.texts["validation"] == ["dev one", "dev zero"]
+    assert sorted(splits.texts["train"] + splits.texts["test"]) == sorted(line[2:] for line in lines)
+    assert td.load_text_splits(str(tmp_path), seed=5, test_fraction=0.25).texts == splits.texts
+    assert td.load_text_splits(str(tmp_path), seed=6, test_fraction=0.25).texts["test"] != splits.texts["test"]
+    assert any("test split" in note for note in splits.notes)
+    (tmp_path / "dev.txt").unlink()
+    carved = td.load_text_splits(str(tmp_path), seed=5)
+    assert [len(carved.texts[s]) for s in td.SPLITS] == [32, 4, 4]
+    assert len(set(sum(carved.texts.values(), []))) == 40
+
+
+def test_default_data_dir_is_env_else_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_TASKS_DATA", raising=False)
+    home_data = os.path.join(str(tmp_path), "keras_tasks_data")
+    assert td.default_data_dir() == home_data
+    with pytest.raises(DataError) as info:
+        td.load_text_splits("trec")
+    assert info.value.path == home_data and "KERAS_TASKS_DATA" in str(info.value)
+    monkeypatch.setenv("KERAS_TASKS_DATA", str(tmp_path / "elsewhere"))
+    assert td.default_data_dir() == str(tmp_path / "elsewhere")
+
+
 def test_single_file_gets_seeded_holdout_and_folds_cover_everything(tmp_path):
     path = write_lines(tmp_path / "all.txt", [f"{i % 2} text {i}" for i in range(50)])
     a = td.load_text_splits(path, seed=1)
