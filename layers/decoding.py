@@ -129,10 +129,13 @@ def sample(
         state: nested structure of tensors with the batch as first axis, or
             `()`.
         max_length: int or scalar int tensor, the number of tokens to generate.
-        temperature: float or scalar float tensor; below 1 sharpens the
-            distribution, above 1 flattens it.
-        top_k: int or scalar int tensor; 0 samples from the whole vocabulary.
-        seed: int or scalar int tensor (taken modulo 2**32). `None` draws a
+        temperature: float, scalar float tensor, or `(batch,)` tensor (one per
+            row); below 1 sharpens the distribution, above 1 flattens it.
+        top_k: int, scalar int tensor, or `(batch,)` tensor; 0 samples from the
+            whole vocabulary.
+        seed: int, scalar int tensor (taken modulo 2**32), or `(batch,)` int
+            tensor of per-row seeds (a row's draws then depend on its own seed
+            only, not on its place in the batch). `None` draws a
             fresh Python seed when this function runs: inside a traced function
             that happens once, at tracing, so pass a seed tensor there.
         end_id: optional int or scalar int tensor, as in `greedy`.
@@ -160,7 +163,9 @@ def sample(
     def choose(logits, step):
         logits = ops.cast(logits, "float32")
         greedy_ids = ops.cast(ops.argmax(logits, axis=-1), "int32")
-        scaled = _keep_top_k(logits / ops.maximum(temperature, _MIN_TEMPERATURE), top_k)
+        # A (batch,) temperature scales each row by its own value.
+        row_temperature = temperature if len(temperature.shape) == 0 else ops.expand_dims(temperature, -1)
+        scaled = _keep_top_k(logits / ops.maximum(row_temperature, _MIN_TEMPERATURE), top_k)
         noise = _gumbel_noise(ops.shape(logits)[0], ops.shape(logits)[-1], seed, step)
         sampled = ops.cast(ops.argmax(scaled + noise, axis=-1), "int32")
         use_greedy = ops.logical_or(temperature <= _MIN_TEMPERATURE, top_k == 1)
@@ -339,25 +344,34 @@ def _same_structure(state, new_state):
 
 
 def _keep_top_k(logits, top_k):
-    """Sets every logit below the `top_k`-th highest of its row to -inf; `top_k == 0` keeps all."""
+    """Sets every logit below the `top_k`-th highest of its row to -inf; `top_k == 0` keeps all.
+
+    `top_k` is an int, a scalar tensor, or a `(batch,)` tensor (one k per row).
+    """
 
     def truncate():
         vocabulary_size = ops.shape(logits)[-1]
         k = ops.minimum(ops.maximum(top_k, 1), vocabulary_size)
+        k = ops.broadcast_to(ops.reshape(k, (-1, 1)), (ops.shape(logits)[0], 1))  # (batch, 1)
         descending = ops.flip(ops.sort(logits, axis=-1), axis=-1)
-        kth_highest = ops.take(descending, k - 1, axis=1)  # (batch,)
-        return ops.where(logits >= ops.expand_dims(kth_highest, -1), logits, float("-inf"))
+        kth_highest = ops.take_along_axis(descending, k - 1, axis=1)  # (batch, 1)
+        off = ops.reshape(top_k <= 0, (-1, 1))  # rows with top_k == 0 keep everything
+        return ops.where(ops.logical_or(off, logits >= kth_highest), logits, float("-inf"))
 
     if isinstance(top_k, int):
         return truncate() if top_k > 0 else logits
-    return ops.cond(top_k > 0, truncate, lambda: logits)
+    if len(top_k.shape) == 0:
+        return ops.cond(top_k > 0, truncate, lambda: logits)
+    return truncate()
 
 
 def _as_int32_seed(seed):
+    """A scalar int32 seed, or a `(batch,)` int32 vector of per-row seeds."""
     if isinstance(seed, int):
         # The int32 with the same low 32 bits.
         return ops.convert_to_tensor(((seed & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000, "int32")
-    return ops.cast(ops.reshape(seed, ()), "int32")
+    seed = ops.cast(seed, "int32")
+    return seed if len(seed.shape) == 1 else ops.reshape(seed, ())
 
 
 def _shift_right(x, bits):
@@ -375,14 +389,22 @@ def _hash(x):
 
 
 def _gumbel_noise(batch, vocabulary_size, seed, step):
-    """Standard Gumbel noise `(batch, vocabulary_size)`, a pure function of (seed, step, row, token)."""
+    """Standard Gumbel noise `(batch, vocabulary_size)`, a pure function of (seed, step, row, token).
+
+    With a `(batch,)` seed each row's noise depends on its own seed only (not on its place in
+    the batch), so a request gives the same text however a server batches it with others.
+    """
+    per_row = len(seed.shape) == 1
     step_key = _hash(_hash(seed) + step)
     # A second, independent key: xor-ing one key into consecutive cell numbers
     # only permutes them, so one key alone would repeat noise across steps.
     mix_key = _hash(ops.bitwise_xor(step_key, 0x2545F491))
-    cells = ops.expand_dims(ops.arange(batch, dtype="int32") * vocabulary_size, 1) + ops.arange(
-        vocabulary_size, dtype="int32"
-    )  # (batch, vocabulary)
+    tokens = ops.expand_dims(ops.arange(vocabulary_size, dtype="int32"), 0)
+    if per_row:
+        cells = ops.broadcast_to(tokens, (batch, vocabulary_size))
+        step_key, mix_key = ops.expand_dims(step_key, 1), ops.expand_dims(mix_key, 1)
+    else:
+        cells = ops.expand_dims(ops.arange(batch, dtype="int32") * vocabulary_size, 1) + tokens  # (batch, vocabulary)
     bits = _hash(ops.bitwise_xor(_hash(ops.bitwise_xor(cells, step_key)), mix_key))
     # The top 24 bits give a float32-exact uniform strictly inside (0, 1).
     uniform = (ops.cast(_shift_right(bits, 8), "float32") + 0.5) * (1.0 / (1 << 24))

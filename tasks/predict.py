@@ -43,14 +43,19 @@ def _import_text_ops():
 
 def export_task_name(path):
     """The task that exported a SavedModel (from `assets.extra/config.json`), or None."""
-    config_path = os.path.join(resolve_version_dir(path), "assets.extra", "config.json")
-    if not os.path.exists(config_path):
+    return (export_extra(path, "config.json") or {}).get("task")
+
+
+def export_extra(path, filename):
+    """A JSON file of an export's `assets.extra/`, or None."""
+    extra_path = os.path.join(resolve_version_dir(path), "assets.extra", filename)
+    if not os.path.exists(extra_path):
         return None
-    with open(config_path, encoding="utf-8") as f:
-        return json.load(f).get("task")
+    with open(extra_path, encoding="utf-8") as f:
+        return json.load(f)
 
 
-def build_inputs(specs, inputs, options, where="--set"):
+def build_inputs(specs, inputs, options, where="--set", defaults=None):
     """Signature inputs from the main inputs and `options`.
 
     Args:
@@ -58,6 +63,7 @@ def build_inputs(specs, inputs, options, where="--set"):
         inputs: the main inputs (texts, or image file paths for a `*_bytes` input).
         options: `{name: value}`; the ones naming signature inputs are used and removed.
         where: how the user sets options (named in errors).
+        defaults: `{name: value}` for inputs the user did not set (the export's `signature_defaults.json`).
 
     Returns:
         `{name: list or scalar}` ready to be converted to tensors or sent as JSON columns.
@@ -81,6 +87,7 @@ def build_inputs(specs, inputs, options, where="--set"):
     else:
         values = list(inputs)
     columns = {main: values}
+    options = {**{k: v for k, v in (defaults or {}).items() if k in specs and k not in options}, **options}
     missing = []
     for name, (dtype, shape) in specs.items():
         if name == main:
@@ -113,7 +120,8 @@ def predict(path, inputs, signature="serving_default", options=None):
         raise ConfigError(f"{path} has no signature {signature!r}; it has {sorted(loaded.signatures)}")
     fn = loaded.signatures[signature]
     specs = _local_specs(fn)
-    columns = build_inputs(specs, inputs, options)
+    defaults = (export_extra(path, "signature_defaults.json") or {}).get(signature)
+    columns = build_inputs(specs, inputs, options, defaults=defaults)
     _, kwargs = fn.structured_input_signature
     tensors = {name: tf.constant(value, dtype=kwargs[name].dtype) for name, value in columns.items()}
     outputs = fn(**tensors)
@@ -139,7 +147,9 @@ def predict_server(server_url, model_name, inputs, signature="serving_default", 
     for name, info in signatures[signature]["inputs"].items():
         dims = [int(d.get("size", -1)) for d in info.get("tensor_shape", {}).get("dim", [])]
         specs[name] = (_REST_DTYPES.get(info.get("dtype"), "string"), dims)
-    columns = build_inputs(specs, inputs, options)
+    extra = answer["metadata"].get("assets_extra") or {}
+    defaults = (extra.get("signature_defaults") or {}).get(signature)
+    columns = build_inputs(specs, inputs, options, defaults=defaults)
     for name, values in columns.items():
         if isinstance(values, list) and values and isinstance(values[0], bytes):
             columns[name] = [{"b64": base64.b64encode(v).decode("ascii")} for v in values]
@@ -148,7 +158,7 @@ def predict_server(server_url, model_name, inputs, signature="serving_default", 
     output_names = list(signatures[signature]["outputs"])
     if not isinstance(outputs, dict) or len(output_names) == 1 and output_names[0] not in outputs:
         outputs = {output_names[0]: outputs}
-    config = (answer["metadata"].get("assets_extra") or {}).get("config") or {}
+    config = extra.get("config") or {}
     return {key: _from_json(value) for key, value in outputs.items()}, config.get("task")
 
 

@@ -249,6 +249,24 @@ def test_tiny_temperature_and_top_k_one_are_greedy():
     np.testing.assert_array_equal(top_one, expected)
 
 
+def test_per_row_temperature_top_k_and_seed():
+    """A serving batch mixes requests: each row has its own settings, and its text does not depend on its neighbours."""
+    table = trap_table()
+    expected, _ = run(greedy, table, [1, 4], 6)
+    mixed, _ = run(sample, table, [1, 4], 6, temperature=np.array([0.0, 1.0], "float32"),
+                   top_k=np.array([0, 1], "int32"), seed=np.array([5, 6], "int32"))
+    np.testing.assert_array_equal(mixed, expected)  # row 0 by temperature 0, row 1 by top_k 1
+    flat = flat_table(np.zeros(VOCABULARY_SIZE))
+    seeds = np.array([11, 12, 13], "int32")
+    together, _ = run(sample, flat, [1, 1, 1], 8, seed=seeds)
+    alone, _ = run(sample, flat, [1], 8, seed=seeds[2:])
+    np.testing.assert_array_equal(together[2], alone[0])
+    assert len({tuple(row) for row in together}) == 3
+    truncated, _ = run(sample, flat_table(np.log(PROBABILITIES)), [1] * 200, 1, top_k=np.array([2] * 100 + [0] * 100, "int32"),
+                       seed=np.arange(200, dtype="int32"))
+    assert set(truncated[:100, 0]) <= {0, 1} and len(set(truncated[100:, 0])) > 2
+
+
 PROBABILITIES = np.array([0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05])
 ROWS = 3000
 CHI_SQUARE_6_DOF_P001 = 22.46
