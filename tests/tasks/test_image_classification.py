@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from image_files import encode, write_bytes, write_image_folder, write_mnist
-from test_case import data_dir
+from test_case import data_dir, run_task_test
 
 from keras_tasks.scripts import cli
 from keras_tasks.tasks import base
@@ -76,6 +76,19 @@ def test_export_reload_equal_predictions_on_image_bytes(trained_folder_run, fmt)
     assert labels == [["bright", "dark"][i] for i in expected.argmax(-1)]
     by_pixels = loaded.signatures["serving_pixels"](image=tf.constant(pixels))
     np.testing.assert_allclose(by_pixels["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_shared_task_test_on_image_bytes_and_pixels(tmp_path):
+    dataset = write_colour_folder(tmp_path / "data")
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (14, 11, 3), dtype=np.uint8), rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)]
+    inputs = {
+        "serving_default": {"image_bytes": [encode(images[0], "png"), encode(images[1], "jpg")]},
+        "serving_pixels": {"image": np.stack([images[0], images[0][::-1]])},
+    }
+    flags = {"model.name": "lenet5", "data.dataset": dataset, "train.batch_size": 4}
+    _, _, outputs = run_task_test(TASK, flags, inputs, tmp_path)
+    assert outputs["serving_pixels"]["probabilities"].shape == (2, 2)
 
 
 def test_predict_command_on_image_files(trained_folder_run, tmp_path):

@@ -11,7 +11,7 @@ from keras_tasks.tasks import base
 from keras_tasks.tasks import config as config_lib
 from keras_tasks.tasks import predict as predict_lib
 from keras_tasks.tasks.text_classification import TextClassificationConfig, TextClassificationTask
-from test_case import data_dir, tiny_sentiment_lines, write_lines
+from test_case import data_dir, run_task_test, tiny_sentiment_lines, write_lines
 
 TINY_MODEL = {"model.embedding_dim": 8, "model.num_filters": 4, "model.hidden_dim": 4, "model.attention_dim": 4}
 
@@ -104,6 +104,13 @@ def test_train_export_reload_equal_on_raw_strings(model_name, tiny_dataset, tmp_
     with pytest.raises(ValueError, match="versions only grow"):
         base.export(run_dir, "tiny", version=1, base_dir=str(tmp_path / "saved_models"))
     assert sorted(os.listdir(tmp_path / "saved_models" / "tiny")) == ["1", "2"]  # no temp dirs left
+
+
+def test_shared_task_test_on_raw_strings(tiny_dataset, tmp_path):
+    flags = {"model.name": "bilstm_attention", "data.dataset": tiny_dataset, "train.batch_size": 8, **TINY_MODEL}
+    texts = ["a great and lovely film", "dull , boring and flat !", "never seen words"]
+    _, _, outputs = run_task_test("text_classification", flags, {"serving_default": {"text": texts}}, tmp_path)
+    np.testing.assert_allclose(outputs["serving_default"]["probabilities"].sum(axis=1), 1.0, rtol=1e-5)
 
 
 class _Kill(keras.callbacks.Callback):
