@@ -4,9 +4,14 @@
 model that is complete and loads. It leaves a version directory alone until its files stop changing, keeps the
 current version answering while a newer one loads (or fails to), retries a failed version only when its files
 change, and falls back to the next version when the newest is removed.
+
+TensorFlow Text is imported (when installed) before the first load, so SavedModels whose graphs tokenise with its
+ops (SentencePiece and other tokenizers) load. What `assets.extra/` says about a version is served to clients with
+the training machine's paths cut to their last component.
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -20,11 +25,24 @@ logger = logging.getLogger(__name__)
 
 # Model names arrive in request URLs: only plain directory names are ever looked up, never paths.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MODEL_NAME_RULE = (
+    "a model name is one directory name of 1 to 128 characters: letters, digits, '.', '_' and '-', starting with a "
+    "letter or digit (no slashes, spaces or '..')"
+)
 VERSION_NAME = re.compile(r"[0-9]{1,18}")
 _VARIABLE_SHARD = re.compile(r"variables/variables\.data-([0-9]+)-of-([0-9]+)")
+_MISSING_OP = re.compile(r"Op type not registered '([^']+)'")
 
 # TF Serving's version states (UNLOADING is instantaneous here).
 START, LOADING, AVAILABLE, END = "START", "LOADING", "AVAILABLE", "END"
+
+
+def check_model_name(name):
+    """Returns `name` if the server would serve a model directory of that name; raises ValueError saying the rule
+    otherwise. Exporters check names with it, so that every export can be served."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise ValueError(f"invalid model name {name!r}: {MODEL_NAME_RULE}")
+    return name
 
 
 class ModelNotFound(LookupError):
@@ -68,8 +86,8 @@ class LoadedVersion:
         saved_model: the object `tf.saved_model.load` returned (kept so its resources stay alive).
         signatures: signature name -> `Signature`.
         labels: class names from `assets.extra/labels.txt`, or None.
-        config: `assets.extra/config.json`, or None.
-        metrics: `assets.extra/metrics.json`, or None.
+        config: `assets.extra/config.json` with paths cut to their last component (see `without_paths`), or None.
+        metrics: `assets.extra/metrics.json`, likewise, or None.
     """
 
     def __init__(self, name, version, path, saved_model, signatures, labels=None, config=None, metrics=None):
@@ -85,9 +103,34 @@ class LoadedVersion:
         self.batchers = {}
 
 
+@functools.cache
+def import_text_ops():
+    """Imports TensorFlow Text, which registers its ops with TensorFlow; returns None, or why it could not be.
+
+    A SavedModel keeps only the names of the ops in its graph: the ops themselves must be registered before it
+    loads, and TensorFlow Text's (SentencePiece and other tokenizers, UTF-8 normalisation) are only once the
+    `tensorflow_text` module has been imported.
+    """
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError as error:
+        return f"{type(error).__name__}: {error}"
+    except Exception as error:  # e.g. built for another TensorFlow: its ops library fails to load
+        logger.warning("importing tensorflow_text failed; models that use its ops will not load: %s", error)
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def load_version(name, version, path):
     """Loads one SavedModel version directory and reads its signatures and `assets.extra/`."""
-    saved_model = tf.saved_model.load(path)
+    text_ops_error = import_text_ops()
+    try:
+        saved_model = tf.saved_model.load(path)
+    except Exception as error:
+        missing = _MISSING_OP.search(str(error))
+        if missing is None:
+            raise
+        raise MissingOpError(missing.group(1), text_ops_error) from error
     signatures = {}
     for key, function in saved_model.signatures.items():
         _, inputs = function.structured_input_signature
@@ -103,9 +146,49 @@ def load_version(name, version, path):
         saved_model,
         signatures,
         labels=_read_labels(os.path.join(extra, "labels.txt")),
-        config=_read_json(os.path.join(extra, "config.json")),
-        metrics=_read_json(os.path.join(extra, "metrics.json")),
+        config=without_paths(_read_json(os.path.join(extra, "config.json"))),
+        metrics=without_paths(_read_json(os.path.join(extra, "metrics.json"))),
     )
+
+
+class MissingOpError(RuntimeError):
+    """The SavedModel's graph uses an op this process has not registered; the message says how to get it."""
+
+    def __init__(self, op, text_ops_error=None):
+        if text_ops_error is not None:
+            advice = (
+                "TensorFlow Text's ops (SentencePiece and other tokenizers, normalize_utf8) need "
+                f"`pip install tensorflow-text` (the release matching tensorflow {tf.__version__}) and a restart of "
+                f"the server; importing tensorflow_text failed with {text_ops_error}"
+            )
+        else:
+            advice = (
+                "tensorflow-text is imported, so the op comes from elsewhere: install the package that defines it, "
+                "or export the model with ops this server's TensorFlow has, then restart the server"
+            )
+        super().__init__(f"the SavedModel uses the op '{op}', which this server's TensorFlow does not have; {advice}")
+        self.op = op
+
+
+# A path separator in a string value marks a path on the training machine (data_dir, embeddings_path, a dataset
+# given as a file); `tfds:` dataset names may hold a slash and are names, not paths.
+_PATH_SEPARATORS = re.compile(r"[/\\]")
+
+
+def without_paths(value):
+    """Returns a JSON value with every string that holds a path separator cut to its last component.
+
+    `assets.extra/config.json` records the training machine's paths (`data.data_dir`,
+    `model.embeddings_path`, `data.dataset` when it is a file); clients see which file was used, not where it was.
+    `tfds:` names are kept whole.
+    """
+    if isinstance(value, dict):
+        return {key: without_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_paths(item) for item in value]
+    if isinstance(value, str) and _PATH_SEPARATORS.search(value) and not value.startswith("tfds:"):
+        return _PATH_SEPARATORS.split(value.rstrip("/\\"))[-1]
+    return value
 
 
 def _read_labels(path):
@@ -125,6 +208,14 @@ def _read_json(path):
     except (OSError, ValueError) as error:
         logger.warning("ignoring %s: %s", path, error)
         return None
+
+
+def _without_location(message, path, shown):
+    # Load errors reach clients in the version's status: name the version, not where the server keeps it, nor the
+    # host TensorFlow reports an unregistered op on.
+    for where in sorted({os.path.abspath(path), os.fspath(path)}, key=len, reverse=True):
+        message = message.replace(where, shown)
+    return re.sub(r" in binary running on \S+?\.", ".", message)
 
 
 @dataclasses.dataclass
@@ -294,7 +385,7 @@ class ModelManager:
         try:
             loaded = load_version(model.name, number, path)
         except Exception as error:  # any failure is reported in the version's status; the old version serves on
-            message = " ".join(str(error).split())[:500]
+            message = " ".join(_without_location(str(error), path, f"{model.name}/{number}").split())[:500]
             with self._lock:
                 status.state = END
                 status.error = f"failed to load version {number}: {type(error).__name__}: {message}"

@@ -3,7 +3,8 @@
 Row format: `{"instances": [example, ...]}` answers `{"predictions": [...]}`; columnar format:
 `{"inputs": {name: batch}}` answers `{"outputs": {name: batch}}`. A signature with one input may leave the name
 out, one with one output drops it. Binary strings travel as `{"b64": "..."}`; inputs whose name ends in `_bytes`
-must, and outputs whose name ends in `_bytes` always do. Every refusal is a `BadRequest` naming the input, the
+must, and outputs whose name ends in `_bytes` always do; images among those inputs are refused when their headers
+declare more pixels than the limit. Every refusal is a `BadRequest` naming the input, the
 example and what was expected.
 """
 
@@ -15,6 +16,8 @@ import math
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
+
+from keras_tasks.serving import image_header
 
 
 class BadRequest(ValueError):
@@ -28,10 +31,13 @@ class Limits:
     Args:
         max_instances: most examples in one request.
         max_string_bytes: longest string (after base64 decoding) in one input value.
+        max_image_pixels: most pixels (width x height x frames) an image in a `*_bytes` input may declare; a few
+            kilobytes of PNG or JPEG can decode to gigabytes inside the model.
     """
 
     max_instances: int = 1024
     max_string_bytes: int = 1 << 20
+    max_image_pixels: int = 40_000_000
 
 
 def dtype_name(dtype):
@@ -215,6 +221,13 @@ def _string_leaf(name, leaf, example, binary, limits):
         raise BadRequest(
             f"{where}: {len(data)} bytes long; the limit is {limits.max_string_bytes} (--max-string-bytes)"
         )
+    if binary:
+        size = image_header.read_image_size(data)
+        if size is not None and size.pixels > limits.max_image_pixels:
+            raise BadRequest(
+                f"{where}: {size} = {size.pixels} pixels; the limit is {limits.max_image_pixels} "
+                "(--max-image-pixels): send a smaller image"
+            )
     return data
 
 

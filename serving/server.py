@@ -6,8 +6,8 @@ Endpoints (TF Serving's, so the same clients work against both):
   POST /v1/models/NAME[/versions/V]:predict    {"instances": [...]} or {"inputs": ...}
 and two of its own: GET /v1/models lists the models for the demo page served at GET /.
 Errors are `{"error": "..."}`: 400 bad request, 404 unknown model/version/endpoint, 413 body too large, 503 no
-version loaded yet, 500 a model failure. SIGTERM and SIGINT stop accepting connections and let in-flight requests
-finish.
+version loaded yet, 500 a model failure (logged with a request id; the answer names only the id). SIGTERM and
+SIGINT stop accepting connections and let in-flight requests finish.
 """
 
 import argparse
@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import signal
 import threading
 
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
 _STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _API_HINT = "the API is GET /v1/models/NAME[/versions/V][/metadata] and POST /v1/models/NAME[/versions/V]:predict"
+# aiohttp holds a whole body in memory (and JSON parsing multiplies it); 0 would switch its limit off.
+MAX_BODY_BYTES = 1 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +48,17 @@ class ServerConfig:
     max_body_bytes: int = 10 << 20
     max_instances: int = 1024
     max_string_bytes: int = 1 << 20
+    max_image_pixels: int = 40_000_000
     max_batch_size: int = 0
     batch_timeout_ms: float = 2.0
     num_threads: int = max(2, os.cpu_count() or 1)
     shutdown_timeout: float = 30.0
+
+    def __post_init__(self):
+        if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES:
+            raise ValueError(f"max_body_bytes must be from 1 to {MAX_BODY_BYTES}, got {self.max_body_bytes}")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be at least 1, got {self.max_image_pixels}")
 
 
 class _HTTPError(Exception):
@@ -87,9 +97,11 @@ async def _errors_as_json(request, handler):
         return _error(405, f"{request.method} is not allowed on {request.path}; use {allowed}")
     except web.HTTPException as error:
         return _error(error.status, error.reason)
-    except Exception as error:  # one failing request must never take the server down
-        logger.exception("%s %s failed", request.method, request.path)
-        return _error(500, f"internal error: {type(error).__name__}: {error}")
+    except Exception:  # one failing request must never take the server down
+        # The exception's text may hold paths, hostnames or model internals: it goes to the log, not the client.
+        request_id = secrets.token_hex(8)
+        logger.exception("request %s: %s %s failed", request_id, request.method, request.path)
+        return _error(500, f"internal error (request id {request_id}); the server's log has the details")
 
 
 # === Routing ===
@@ -100,11 +112,10 @@ def _parse_path(tail, method):
     path, _, verb = tail.partition(":")
     parts = path.split("/")
     name, rest = parts[0], parts[1:]
-    if not models.MODEL_NAME.fullmatch(name):
-        raise payload.BadRequest(
-            f"invalid model name {name!r}: a model name is one directory under the model base path "
-            "(letters, digits, '.', '_', '-'; not starting with '.')"
-        )
+    try:
+        models.check_model_name(name)
+    except ValueError as error:
+        raise payload.BadRequest(str(error)) from None
     version = None
     if rest[:1] == ["versions"] and len(rest) >= 2:
         if not models.VERSION_NAME.fullmatch(rest[1]):
@@ -282,7 +293,7 @@ def make_app(manager, config, executor):
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_errors_as_json])
     app[_MANAGER] = manager
     app[_CONFIG] = config
-    app[_LIMITS] = payload.Limits(config.max_instances, config.max_string_bytes)
+    app[_LIMITS] = payload.Limits(config.max_instances, config.max_string_bytes, config.max_image_pixels)
     app[_EXECUTOR] = executor
     with open(os.path.join(_STATIC, "index.html"), encoding="utf-8") as file:
         app[_PAGE] = file.read()
@@ -392,11 +403,16 @@ class ServerThread:
 # === Command line ===
 
 
-def _non_negative(kind):
+def _number(kind, minimum=0, maximum=None):
     def parse(text):
-        value = kind(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (minimum <= value and (maximum is None or value <= maximum)):  # NaN fails too
+            what = "a whole number" if kind is int else "a number"
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {what} {bounds}, got {text!r}")
         return value
 
     return parse
@@ -406,15 +422,20 @@ def _non_negative(kind):
 _OPTIONS = (
     ("model_base_path", str, "directory holding NAME/VERSION/ SavedModels"),
     ("host", str, "address to listen on; the default accepts local connections only"),
-    ("port", _non_negative(int), "0 picks a free port"),
-    ("poll_seconds", _non_negative(float), "how often to look for new or removed versions"),
-    ("max_body_bytes", _non_negative(int), "larger request bodies are refused with 413"),
-    ("max_instances", _non_negative(int), "most examples in one request"),
-    ("max_string_bytes", _non_negative(int), "longest string (text, or bytes after base64) in one input value"),
-    ("max_batch_size", _non_negative(int), "merge concurrent requests into calls of up to this many examples; 0: off"),
-    ("batch_timeout_ms", _non_negative(float), "longest a request waits for others to share its model call"),
-    ("num_threads", _non_negative(int), "threads running model calls"),
-    ("shutdown_timeout", _non_negative(float), "seconds in-flight requests get to finish after SIGTERM"),
+    ("port", _number(int), "0 picks a free port"),
+    ("poll_seconds", _number(float), "how often to look for new or removed versions"),
+    ("max_body_bytes", _number(int, 1, MAX_BODY_BYTES), f"larger bodies are refused with 413; 1 to {MAX_BODY_BYTES}"),
+    ("max_instances", _number(int), "most examples in one request"),
+    ("max_string_bytes", _number(int), "longest string (text, or bytes after base64) in one input value"),
+    (
+        "max_image_pixels",
+        _number(int, 1),
+        "images in *_bytes inputs whose headers declare more pixels (width x height x frames) are refused with 400",
+    ),
+    ("max_batch_size", _number(int), "merge concurrent requests into calls of up to this many examples; 0: off"),
+    ("batch_timeout_ms", _number(float), "longest a request waits for others to share its model call"),
+    ("num_threads", _number(int), "threads running model calls"),
+    ("shutdown_timeout", _number(float), "seconds in-flight requests get to finish after SIGTERM"),
 )
 
 

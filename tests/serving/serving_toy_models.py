@@ -85,7 +85,7 @@ def _write_extra(path, labels, config):
 def write_text_model(path, labels=TEXT_LABELS, scale=2.0):
     module = _TextModel(labels, scale)
     tf.saved_model.save(module, os.fspath(path), signatures={"serving_default": module.serve})
-    _write_extra(path, labels, {"task": "toy_text"})
+    _write_extra(path, labels, {"task": "text_classification"})
     return path
 
 
@@ -93,7 +93,7 @@ def write_image_model(path):
     module = _ImageModel()
     signatures = {"serving_default": module.serve, "serving_pixels": module.pixels}
     tf.saved_model.save(module, os.fspath(path), signatures=signatures)
-    _write_extra(path, IMAGE_LABELS, {"task": "toy_image"})
+    _write_extra(path, IMAGE_LABELS, {"task": "image_classification"})
     return path
 
 

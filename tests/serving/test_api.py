@@ -2,13 +2,24 @@
 
 import base64
 import json
+import logging
+import os
 
 import pytest
 import serving_toy_models as toy
 from serving_helpers import call
 from serving_helpers import predict
 
+from keras_tasks.serving import models
 from keras_tasks.serving import server
+
+# What `keras-tasks export` writes to assets.extra/config.json: the training machine's paths among the settings.
+TRAINING_CONFIG = {
+    "task": "text_classification",
+    "data": {"dataset": "/home/alice/corpora/reviews.tsv", "data_dir": "/home/alice/shared/data/", "folds": None},
+    "model": {"embeddings_path": "C:\\Users\\alice\\vectors\\GoogleNews.bin", "filter_sizes": [3, 4, 5]},
+    "train": {"run_dir": "../runs/mr-textcnn", "optimizer": "adam"},
+}
 
 
 def b64(data):
@@ -18,13 +29,18 @@ def b64(data):
 @pytest.fixture(scope="module")
 def url(tmp_path_factory, install):
     base = tmp_path_factory.mktemp("api_models")
-    install(base, "text", 1, "text")
+    text = install(base, "text", 1, "text")
+    config_path = os.path.join(text, "assets.extra", "config.json")
+    then = os.stat(config_path).st_mtime
+    with open(config_path, "w", encoding="utf-8") as file:
+        json.dump(TRAINING_CONFIG, file)
+    os.utime(config_path, (then, then))
     install(base, "image", 3, "image")
     install(base, "echo", 1, "echo")
     (base / "empty").mkdir()
     config = server.ServerConfig(
         model_base_path=str(base), port=0, poll_seconds=60, max_body_bytes=64 * 1024, max_instances=8,
-        max_string_bytes=1000,
+        max_string_bytes=1000, max_image_pixels=100,
     )
     with server.ServerThread(config) as running:
         yield running.url
@@ -51,6 +67,38 @@ def test_metadata_describes_signatures_and_labels(url):
     assert signatures["serving_default"]["outputs"]["probabilities"]["dtype"] == "DT_FLOAT"
     assert body["metadata"]["assets_extra"]["labels"] == ["dark", "bright"]
     assert call(url, "GET", "/v1/models/image/versions/3/metadata")[0] == 200
+
+
+def test_metadata_keeps_only_the_last_component_of_paths(url):
+    status, body = call(url, "GET", "/v1/models/text/metadata")
+    assert status == 200
+    assert body["metadata"]["assets_extra"]["config"] == {
+        "task": "text_classification",
+        "data": {"dataset": "reviews.tsv", "data_dir": "data", "folds": None},
+        "model": {"embeddings_path": "GoogleNews.bin", "filter_sizes": [3, 4, 5]},
+        "train": {"run_dir": "mr-textcnn", "optimizer": "adam"},
+    }
+    assert "alice" not in json.dumps(call(url, "GET", "/v1/models")[1])
+
+
+def test_a_model_failure_is_logged_with_a_request_id_and_answered_without_its_text(url, monkeypatch, caplog):
+    def fail(signature, arrays):
+        raise RuntimeError("cannot open /srv/secret/weights.bin")
+
+    monkeypatch.setattr(models.Signature, "call", fail)
+    with caplog.at_level(logging.ERROR, logger="keras_tasks.serving.server"):
+        status, body = predict(url, "text", {"instances": ["good"]})
+    assert status == 500 and set(body) == {"error"}
+    assert "secret" not in body["error"] and "RuntimeError" not in body["error"]
+    prefix = "internal error (request id "
+    assert body["error"].startswith(prefix)
+    request_id = body["error"][len(prefix) :].split(")")[0]
+    assert len(request_id) == 16
+    logged = [record for record in caplog.records if request_id in record.getMessage()]
+    assert len(logged) == 1 and "POST /v1/models/text:predict" in logged[0].getMessage()
+    assert str(logged[0].exc_info[1]) == "cannot open /srv/secret/weights.bin"
+    monkeypatch.undo()
+    assert predict(url, "text", {"instances": ["good"]})[0] == 200
 
 
 def test_predict_row_format(url):
@@ -86,6 +134,8 @@ def test_image_bytes_and_pixels_signatures(url):
     status, body = predict(url, "image", {"instances": [b64(toy.png_bytes(250)), b64(toy.png_bytes(5))]})
     assert status == 200
     assert [prediction["label"] for prediction in body["predictions"]] == ["bright", "dark"]
+    at_the_limit = b64(toy.png_bytes(250, size=10))  # 100 pixels, the fixture's --max-image-pixels
+    assert predict(url, "image", {"instances": [at_the_limit]})[1]["predictions"][0]["label"] == "bright"
     pixels = [[[0.9] * 3] * 4] * 4
     status, body = predict(url, "image", {"signature_name": "serving_pixels", "instances": [pixels]})
     assert (status, body["predictions"][0]["label"]) == (200, "bright")
@@ -171,6 +221,13 @@ BAD_REQUESTS = {
                             'binary input: send it as {"b64": "<base64 of the bytes>"}'),
     "invalid base64": ("POST", "/v1/models/image:predict", {"instances": [{"b64": "***"}]}, 400,
                        "'b64' is not valid base64"),
+    "image over the pixel limit": (
+        "POST", "/v1/models/image:predict", {"instances": [b64(toy.png_bytes(9)), b64(toy.png_bytes(9, size=11))]},
+        400, "input 'image_bytes', example 1: PNG image of 11 x 11 pixels = 121 pixels; the limit is 100 "
+        "(--max-image-pixels)"),
+    "image over the pixel limit, columnar": (
+        "POST", "/v1/models/image:predict", {"inputs": {"image_bytes": [b64(toy.png_bytes(9, size=12))]}},
+        400, "input 'image_bytes', example 0: PNG image of 12 x 12 pixels = 144 pixels; the limit is 100"),
     "bytes that are no image": (
         "POST", "/v1/models/image:predict", {"instances": [b64(b"GIF? no")]}, 400,
         "the model could not process the input: Unknown image file format"),

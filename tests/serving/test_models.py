@@ -112,6 +112,8 @@ def test_corrupt_version_reports_its_error_and_the_previous_one_keeps_serving(tm
     state, code, message = _state(manager, "sst", 2)
     assert (state, code) == ("END", "UNKNOWN")
     assert message.startswith("failed to load version 2:")
+    # The status reaches clients: it names the version, not where the server keeps it.
+    assert "sst/2/saved_model.pb" in message and str(tmp_path) not in message
     assert manager.get("sst").version == 1
     assert _label(manager.get("sst")) == "positive"
 
@@ -171,3 +173,51 @@ def test_missing_base_path_serves_nothing_until_it_appears(tmp_path, install):
     install(tmp_path / "later", "sst", 1, "text")
     manager.poll()
     assert manager.get("sst").version == 1
+
+
+@pytest.mark.parametrize("name", ["sst2", "mr_textcnn", "trec-att.v2", "A", "7", "a..b", "x" * 128])
+def test_check_model_name_accepts_plain_directory_names(name):
+    assert models.check_model_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", ".", "..", ".hidden", "-rf", "_tmp", "a/b", "../etc", "a\\b", "my model", "naïve", "x" * 129, "a\n", None],
+)
+def test_check_model_name_refuses_what_the_server_would_not_serve(name):
+    with pytest.raises(ValueError) as error:
+        models.check_model_name(name)
+    assert str(error.value) == (
+        f"invalid model name {name!r}: a model name is one directory name of 1 to 128 characters: letters, digits, "
+        "'.', '_' and '-', starting with a letter or digit (no slashes, spaces or '..')"
+    )
+
+
+def test_the_server_serves_exactly_the_names_check_model_name_accepts(tmp_path, install):
+    names = ("good.name-1", "_hidden", "bad name", "9lives")
+
+    def accepted(name):
+        try:
+            return models.check_model_name(name) == name
+        except ValueError:
+            return False
+
+    for name in names:
+        install(tmp_path, name, 1, "text")
+    manager = models.ModelManager(tmp_path)
+    manager.poll()
+    assert manager.names() == sorted(name for name in names if accepted(name)) == ["9lives", "good.name-1"]
+
+
+def test_without_paths_keeps_the_last_component_of_path_like_strings():
+    config = {
+        "data": {"dataset": "/data/mr/rt-polarity.tsv", "data_dir": "../shared/data/", "name": "mr"},
+        "tfds": "tfds:imdb_reviews/plain_text",
+        "vectors": ["C:\\vectors\\glove.txt", "file:///srv/w2v.bin", 3, None, True],
+    }
+    assert models.without_paths(config) == {
+        "data": {"dataset": "rt-polarity.tsv", "data_dir": "data", "name": "mr"},
+        "tfds": "tfds:imdb_reviews/plain_text",
+        "vectors": ["glove.txt", "w2v.bin", 3, None, True],
+    }
+    assert models.without_paths(None) is None
