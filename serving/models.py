@@ -88,9 +88,14 @@ class LoadedVersion:
         labels: class names from `assets.extra/labels.txt`, or None.
         config: `assets.extra/config.json` with paths cut to their last component (see `without_paths`), or None.
         metrics: `assets.extra/metrics.json`, likewise, or None.
+        signature_defaults: `assets.extra/signature_defaults.json`, signature name -> {input: value} for the inputs a
+            client may leave to the exporter's defaults (generation length, temperature, ...), or None.
     """
 
-    def __init__(self, name, version, path, saved_model, signatures, labels=None, config=None, metrics=None):
+    def __init__(
+        self, name, version, path, saved_model, signatures, labels=None, config=None, metrics=None,
+        signature_defaults=None,
+    ):
         self.name = name
         self.version = version
         self.path = path
@@ -98,6 +103,7 @@ class LoadedVersion:
         self.signatures = signatures
         self.labels = labels
         self.config = config
+        self.signature_defaults = signature_defaults
         self.metrics = metrics
         # Signature name -> Batcher; created and used only by the server's event loop.
         self.batchers = {}
@@ -148,6 +154,7 @@ def load_version(name, version, path):
         labels=_read_labels(os.path.join(extra, "labels.txt")),
         config=without_paths(_read_json(os.path.join(extra, "config.json"))),
         metrics=without_paths(_read_json(os.path.join(extra, "metrics.json"))),
+        signature_defaults=_read_json(os.path.join(extra, "signature_defaults.json")),
     )
 
 

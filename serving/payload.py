@@ -215,8 +215,8 @@ def _string_leaf(name, leaf, example, binary, limits):
             raise BadRequest(f"{where}: the text is not valid Unicode (unpaired surrogate)") from None
     else:
         raise BadRequest(f'{where}: expected a string or {{"b64": ...}} (DT_STRING), got {_json_type(leaf)}')
-    if not data:
-        raise BadRequest(f"{where}: empty {'bytes' if binary else 'string'}: send a non-empty value")
+    if binary and not data:  # an empty text is a valid input (an empty prompt, a text with no words); no bytes is no image
+        raise BadRequest(f"{where}: empty bytes: send the file's contents")
     if len(data) > limits.max_string_bytes:
         raise BadRequest(
             f"{where}: {len(data)} bytes long; the limit is {limits.max_string_bytes} (--max-string-bytes)"

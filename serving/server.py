@@ -163,6 +163,7 @@ async def _list_models(request):
                 signatures={key: _signature_summary(signature) for key, signature in servable.signatures.items()},
                 labels=servable.labels,
                 metrics=servable.metrics,
+                signature_defaults=servable.signature_defaults,
             )
             if servable.batchers:
                 entry["batching"] = {
@@ -186,7 +187,12 @@ async def _get(request):
                 "signature_def": {
                     "signature_def": {key: _signature_def(sig) for key, sig in servable.signatures.items()}
                 },
-                "assets_extra": {"labels": servable.labels, "config": servable.config, "metrics": servable.metrics},
+                "assets_extra": {
+                    "labels": servable.labels,
+                    "config": servable.config,
+                    "metrics": servable.metrics,
+                    "signature_defaults": servable.signature_defaults,
+                },
             },
         }
     )

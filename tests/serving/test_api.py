@@ -22,6 +22,10 @@ TRAINING_CONFIG = {
 }
 
 
+# What an export's `signature_defaults()` writes (a language model's generation settings, say).
+IMAGE_DEFAULTS = {"serving_default": {"top_k": 3}}
+
+
 def b64(data):
     return {"b64": base64.b64encode(data).decode("ascii")}
 
@@ -35,7 +39,10 @@ def url(tmp_path_factory, install):
     with open(config_path, "w", encoding="utf-8") as file:
         json.dump(TRAINING_CONFIG, file)
     os.utime(config_path, (then, then))
-    install(base, "image", 3, "image")
+    image = install(base, "image", 3, "image")
+    with open(os.path.join(image, "assets.extra", "signature_defaults.json"), "w", encoding="utf-8") as file:
+        json.dump(IMAGE_DEFAULTS, file)
+    os.utime(os.path.join(image, "assets.extra", "signature_defaults.json"), (then, then))
     install(base, "echo", 1, "echo")
     (base / "empty").mkdir()
     config = server.ServerConfig(
@@ -66,6 +73,7 @@ def test_metadata_describes_signatures_and_labels(url):
     assert [dim["size"] for dim in pixels["tensor_shape"]["dim"]] == ["-1", "4", "4", "3"]
     assert signatures["serving_default"]["outputs"]["probabilities"]["dtype"] == "DT_FLOAT"
     assert body["metadata"]["assets_extra"]["labels"] == ["dark", "bright"]
+    assert body["metadata"]["assets_extra"]["signature_defaults"] == IMAGE_DEFAULTS
     assert call(url, "GET", "/v1/models/image/versions/3/metadata")[0] == 200
 
 
@@ -111,6 +119,8 @@ def test_predict_row_format(url):
     assert first["tokens"] == ["a", "good", "film"]
     assert len(first["attention"]) == 3 and first["attention"][1] > first["attention"][0]
     assert second["tokens"][-1] == "" and second["attention"][-1] == 0.0  # padded to the batch's longest
+    status, body = predict(url, "text", {"instances": ["a good film", ""]})  # an empty text is an input like any
+    assert status == 200 and body["predictions"][1]["tokens"] == ["", "", ""]
 
 
 def test_predict_columnar_format_and_named_instances_and_explicit_version(url):
@@ -149,6 +159,7 @@ def test_model_list_and_demo_page(url):
     assert listed["text"]["version"] == "1"
     assert listed["text"]["signatures"]["serving_default"]["inputs"] == {"text": {"dtype": "DT_STRING", "shape": [-1]}}
     assert listed["text"]["labels"] == ["negative", "positive"]
+    assert listed["image"]["signature_defaults"] == IMAGE_DEFAULTS and listed["text"]["signature_defaults"] is None
     assert "version" not in listed["empty"]
     status, page = call(url, "GET", "/")
     assert status == 200 and "<title>keras-tasks model server</title>" in page
@@ -197,8 +208,6 @@ BAD_REQUESTS = {
         "input 'text', example 0: the text is not valid UTF-8"),
     "unpaired surrogate": ("POST", "/v1/models/text:predict", b'{"instances": ["\\ud800"]}', 400,
                            "the text is not valid Unicode (unpaired surrogate)"),
-    "empty string": ("POST", "/v1/models/text:predict", {"instances": ["good", ""]}, 400,
-                     "input 'text', example 1: empty string"),
     "empty bytes": ("POST", "/v1/models/echo:predict", {"instances": [b64(b"")]}, 400, "empty bytes"),
     "very long string": ("POST", "/v1/models/text:predict", {"instances": [LONG]}, 400,
                          "1500 bytes long; the limit is 1000 (--max-string-bytes)"),

@@ -1,66 +1,17 @@
 """The demo page at `/`, driven in headless Chromium: type a text (or pick an image), predict, read the result.
 
-Needs Debian's `chromium` and `chromium-driver` (installed by the CI script) and the `selenium` package.
+The `browser` fixture (tests/conftest.py) needs Debian's `chromium` and `chromium-driver` (installed by the CI
+script) and the `selenium` package.
 """
 
 import os
-import shutil
-import tempfile
 
-import pytest
 import serving_toy_models as toy
+from demo_page import By
+from demo_page import card as _card
+from demo_page import wait_for_result as _wait_for_result
 
 from keras_tasks.serving import server
-
-try:
-    from selenium import webdriver
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # reported by the fixture, as a failure: CI must run this test
-    webdriver = None
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-)
-
-
-@pytest.fixture
-def browser():
-    if webdriver is None:
-        pytest.fail("the browser test needs selenium: pip install -e '.[test]'")
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not os.path.exists(driver_path) or chromium is None:
-        pytest.fail("the browser test needs Chromium: apt-get install -y chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
-
-
-def _card(driver, name):
-    return WebDriverWait(driver, 20).until(
-        lambda driver: driver.find_element(By.CSS_SELECTOR, f'section.model[data-model="{name}"]')
-    )
-
-
-def _wait_for_result(driver, card, selector):
-    return WebDriverWait(driver, 20).until(lambda _: card.find_elements(By.CSS_SELECTOR, f".result {selector}"))
 
 
 def test_demo_page_classifies_text_and_images(tmp_path, install, browser):
@@ -85,12 +36,11 @@ def test_demo_page_classifies_text_and_images(tmp_path, install, browser):
         weights = [float(token.get_attribute("data-weight")) for token in tokens]
         assert weights[1] == weights[3] > weights[0] and abs(sum(weights) - 1) < 1e-5
 
-        box.clear()  # an empty text is refused, and the page says why
-        text_card.find_element(By.CSS_SELECTOR, "button.predict").click()
-        (error,) = _wait_for_result(browser, text_card, ".error")
-        assert "empty string" in error.text
-
         image_card = _card(browser, "digits")
+        image_card.find_element(By.CSS_SELECTOR, "button.predict").click()  # no file yet: the page says so
+        (error,) = _wait_for_result(browser, image_card, ".error")
+        assert error.text == "choose a file first"
+        assert not image_card.find_elements(By.CSS_SELECTOR, "select.signature")  # serving_pixels is not for a page
         picture = tmp_path / "bright.png"
         picture.write_bytes(toy.png_bytes(250, size=8))
         image_card.find_element(By.CSS_SELECTOR, "input.input-file").send_keys(str(picture))

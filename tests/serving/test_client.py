@@ -50,8 +50,8 @@ def test_errors_carry_the_status_and_the_server_message(url):
         client.predict(url, "nope", ["good"])
     assert caught.value.status == 404 and "model 'nope' not found" in caught.value.message
     with pytest.raises(client.ServingError) as caught:
-        client.predict(url, "sst", [""])
-    assert caught.value.status == 400 and "empty string" in caught.value.message
+        client.predict(url, "echo", [b""])
+    assert caught.value.status == 400 and "empty bytes" in caught.value.message
     with pytest.raises(client.ServingError) as caught:
         client.predict(url, "../etc", ["good"])  # quoted, so it reaches the server as one name
     assert caught.value.status == 400 and "invalid model name" in caught.value.message
