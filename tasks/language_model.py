@@ -211,18 +211,26 @@ class LanguageModelTask(Task):
         model = self.config.model
         vocabulary_size = self.vectorizer.vocabulary_size
         embedding_dim = model.embedding_dim or model.hidden_dim
-        init = keras.initializers.RandomUniform(-model.init_scale, model.init_scale) if model.init_scale else None
+        seeds = iter(range(1000 * self.config.train.seed, 1000 * self.config.train.seed + 1000))
+
+        def init(default):
+            # One initializer per weight: a Keras initializer called twice gives the same values for the same shape
+            # (an LSTM's kernel would equal its recurrent kernel, and one layer's weights the next one's).
+            if not model.init_scale:
+                return default
+            return keras.initializers.RandomUniform(-model.init_scale, model.init_scale, seed=next(seeds))
+
         layers = {
             # float32: the tied output computes logits in float32 under mixed precision.
             "embedding": TiedEmbedding(
-                vocabulary_size, embedding_dim, embeddings_initializer=init or "uniform", name="embedding",
+                vocabulary_size, embedding_dim, embeddings_initializer=init("uniform"), name="embedding",
                 dtype="float32",
             ),
             "lstms": [
                 # Defaults (tanh/sigmoid, no recurrent dropout, unroll=False) keep the cuDNN kernel eligible.
                 keras.layers.LSTM(
                     model.hidden_dim, return_sequences=True, return_state=not stateful, stateful=stateful,
-                    kernel_initializer=init or "glorot_uniform", recurrent_initializer=init or "orthogonal",
+                    kernel_initializer=init("glorot_uniform"), recurrent_initializer=init("orthogonal"),
                     name=f"lstm_{i}",
                 )
                 for i in range(model.num_layers)
@@ -235,7 +243,7 @@ class LanguageModelTask(Task):
                 layers["projection"] = keras.layers.Dense(embedding_dim, name="projection")
         else:
             layers["output"] = keras.layers.Dense(
-                vocabulary_size, kernel_initializer=init or "glorot_uniform", dtype="float32", name="logits"
+                vocabulary_size, kernel_initializer=init("glorot_uniform"), dtype="float32", name="logits"
             )
         return layers
 
