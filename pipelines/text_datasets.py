@@ -490,6 +490,14 @@ def load_text_splits(
     unknown = sorted((set(raw["test"][1]) | set(raw["validation"][1])) - set(label_names))
     if unknown:
         raise DataError(dataset, f"labels {unknown[:5]} appear in validation/test but not in train")
+    if len(set(raw["train"][1])) < 2:
+        found = sorted(set(raw["train"][1]))
+        raise DataError(
+            dataset,
+            f"the training split has {len(found)} label{'s' if len(found) != 1 else ''} ({', '.join(map(str, found))}); "
+            "a classifier needs at least two",
+            hint="check the label column (data.label_column) or the file's format",
+        )
     return TextSplits(
         texts={split: raw[split][0] for split in SPLITS},
         labels={split: raw[split][1] for split in SPLITS},

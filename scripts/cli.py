@@ -85,6 +85,10 @@ def _train(args):
     flags = {key: getattr(args, name) for name, key in _FLAG_KEYS.items() if hasattr(args, name)}
     for key in args.task_flags:
         flags[key] = getattr(args, key.replace(".", "__"))
+    if flags.get("data.data_dir"):  # recorded in config.json: absolute, so a resume from another folder finds it
+        from keras_tasks.pipelines.data_dir import resolve
+
+        flags["data.data_dir"] = resolve(flags["data.data_dir"])
     config = base.resolve_config(args.task, flags, args.config, args.set)
     if args.print_config:
         print(json.dumps(config_lib.to_dict(config), indent=2))

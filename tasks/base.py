@@ -23,11 +23,13 @@ A task extends this path through hooks (callbacks, per-split metrics, an inferen
 distinct from the training model, tracked export resources), never with a loop of its own.
 """
 
+import csv
 import dataclasses
 import importlib
 import json
 import os
 import pkgutil
+import re
 import shutil
 import sys
 import time
@@ -420,6 +422,8 @@ class _Throughput(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
+        if logs is not None:  # a history.csv column, so a resumed run's totals count every attempt
+            logs["epoch_seconds"] = round(self.epoch_seconds[-1], 3)
 
 
 class _ValidationMetrics(keras.callbacks.Callback):
@@ -481,8 +485,20 @@ def _best_so_far(history_path, monitor, mode):
     return min(values) if mode == "min" else max(values)
 
 
-def _check_same_config(run_dir, task_name, config):
-    """Write config.json, or check that the one there resolves to the same config (older runs lack new fields)."""
+def training_started(run_dir):
+    """Whether a run directory holds any trace of training (a backup, history rows, weights)."""
+    return any(
+        os.path.exists(os.path.join(run_dir, name))
+        for name in ("backup", "history.csv", "best.weights.h5", "model.keras", "metrics.json")
+    )
+
+
+def _check_same_config(run_dir, task_name, config, log=print):
+    """Write config.json, or check that the one there resolves to the same config (older runs lack new fields).
+
+    A run whose training never started (it failed while loading or preparing data) takes the new config, and its
+    prepared assets are made again: rerunning with the fix an error message suggests must just work.
+    """
     config_path = os.path.join(run_dir, "config.json")
     payload = {"task": task_name, "config": config_lib.to_dict(config)}
     if not os.path.exists(config_path):
@@ -496,6 +512,11 @@ def _check_same_config(run_dir, task_name, config):
             same = config_lib.from_dict(type(config), previous["config"]) == config
         except (KeyError, ValueError):
             same = False
+    if not same and not training_started(run_dir):
+        log(f"{run_dir}: training never started there; replacing its config with this one")
+        shutil.rmtree(os.path.join(run_dir, "assets"), ignore_errors=True)
+        config_lib.write_json(config_path, payload)
+        return
     if not same:
         raise ConfigError(
             f"{run_dir} holds a run with a different config ({config_path}); "
@@ -518,7 +539,7 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
     `callbacks` are extra Keras callbacks appended to the standard ones.
     """
     os.makedirs(run_dir, exist_ok=True)
-    _check_same_config(run_dir, task_name, config)
+    _check_same_config(run_dir, task_name, config, log)
     task = get_task_class(task_name)(config)
     metrics_path = os.path.join(run_dir, "metrics.json")
     model_path = os.path.join(run_dir, "model.keras")
@@ -551,7 +572,7 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
             with open(training_path, encoding="utf-8") as f:
                 training = json.load(f)
     else:
-        model, training = _fit(task, splits, run_dir, mode, callbacks)
+        model, training = _fit(task, splits, run_dir, mode, callbacks, log)
 
     metrics = evaluate_model(task, model, splits, run_dir)
     metrics["training"] = training
@@ -559,7 +580,7 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
     return metrics
 
 
-def _fit(task, splits, run_dir, mode, extra_callbacks):
+def _fit(task, splits, run_dir, mode, extra_callbacks, log=print):
     train_cfg = task.config.train
     train_ds = task.make_dataset(splits, "train", training=True)
     validation_ds = task.make_dataset(splits, "validation", training=False)
@@ -609,10 +630,12 @@ def _fit(task, splits, run_dir, mode, extra_callbacks):
                 monitor=monitor, mode=mode, factor=train_cfg.lr_decay_factor, patience=train_cfg.lr_decay_patience
             )
         )
+    early_stopping = None
     if train_cfg.early_stopping_patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=train_cfg.early_stopping_patience)
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=train_cfg.early_stopping_patience
         )
+        callbacks.append(early_stopping)
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
@@ -627,13 +650,24 @@ def _fit(task, splits, run_dir, mode, extra_callbacks):
     train_seconds = time.perf_counter() - start
     if any(not _finite(v) for v in history.history.get("loss", [])):
         raise FloatingPointError(f"training diverged (NaN loss); see {history_path}; lower train.learning_rate")
+    if early_stopping is not None and early_stopping.stopped_epoch > 0:
+        log(
+            f"early stopping after epoch {early_stopping.stopped_epoch + 1} of {train_cfg.epochs}: {monitor} did not "
+            f"improve for {train_cfg.early_stopping_patience} epochs (train.early_stopping_patience); the best "
+            f"epoch's weights are kept"
+        )
     if os.path.exists(best_path):
         model.load_weights(best_path)
     timed = throughput.epoch_seconds[1:] or throughput.epoch_seconds
     examples_per_epoch = n_train if not train_cfg.steps_per_epoch else None
+    # Over every attempt of a resumed run: history.csv has one row per finished epoch, with its seconds.
+    epochs_run, seconds_before = _history_totals(history_path)
     training = {
-        "epochs_run": len(history.history.get("loss", [])),
-        "train_seconds": round(train_seconds, 2),
+        "epochs_run": epochs_run,
+        "epochs_this_attempt": len(history.history.get("loss", [])),
+        "train_seconds": round(seconds_before + train_seconds - sum(throughput.epoch_seconds), 2)
+        if seconds_before
+        else round(train_seconds, 2),
         "train_examples": n_train,
         "examples_per_second": round(examples_per_epoch / (sum(timed) / len(timed)), 1)
         if examples_per_epoch and timed
@@ -645,6 +679,21 @@ def _fit(task, splits, run_dir, mode, extra_callbacks):
     config_lib.write_json(os.path.join(run_dir, "training.json"), training)
     _save_atomic(model, os.path.join(run_dir, "model.keras"))
     return model, training
+
+
+def _history_totals(history_path):
+    """(finished epochs, sum of their `epoch_seconds`) over every attempt logged in history.csv."""
+    if not os.path.exists(history_path):
+        return 0, 0.0
+    with open(history_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    seconds = 0.0
+    for row in rows:
+        try:
+            seconds += float(row.get("epoch_seconds") or 0)
+        except ValueError:
+            pass
+    return len(rows), seconds
 
 
 def _finite(value):
@@ -671,11 +720,18 @@ def evaluate_model(task, model, splits, run_dir):
     return results
 
 
+def require_trained(run_dir):
+    """Raises RunDirError saying how to finish the run when `run_dir` has no trained model yet."""
+    if not os.path.exists(os.path.join(run_dir, "model.keras")):
+        raise RunDirError(
+            f"the run in {run_dir} has not finished training (no model.keras): rerun the same "
+            f"`keras-tasks train ... --run-dir {run_dir}` command to resume it, then try again"
+        )
+
+
 def load_trained_model(run_dir):
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(path):
-        raise RunDirError(f"{path} not found: the run in {run_dir} has not finished training")
-    return keras.saving.load_model(path, compile=True)
+    require_trained(run_dir)
+    return keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=True)
 
 
 def evaluate(run_dir):
@@ -683,6 +739,7 @@ def evaluate(run_dir):
     if is_cv_run(run_dir):
         return _aggregate_folds(run_dir, [evaluate(d) for d in fold_dirs(run_dir)])
     task, _ = load_run(run_dir)
+    require_trained(run_dir)
     _setup_precision(task.config.train)
     task.restore(os.path.join(run_dir, "assets"))
     model = load_trained_model(run_dir)
@@ -775,12 +832,36 @@ def _check_export_target(base_dir, name):
     return model_dir
 
 
+_TMP_EXPORT = re.compile(r"\.tmp-\d+-(\d+)")
+
+
+def _remove_stale_exports(model_dir):
+    """Removes `.tmp-VERSION-PID` folders left by killed exports: their process is gone, or they are a day old."""
+    for entry in os.listdir(model_dir):
+        match = _TMP_EXPORT.fullmatch(entry)
+        if not match:
+            continue
+        path = os.path.join(model_dir, entry)
+        pid = int(match.group(1))
+        alive = pid != os.getpid()
+        if alive:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:  # another user's live process
+                pass
+        if not alive or time.time() - os.path.getmtime(path) > 86400:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def export(run_dir, name, version=None, base_dir="saved_models"):
     """Export a trained run to `base_dir/name/VERSION/` atomically; returns the version path."""
     if is_cv_run(run_dir):
         raise ConfigError(f"{run_dir} is a cross-validation run; export one of its folds (e.g. {run_dir}/fold_0)")
     model_dir = _check_export_target(base_dir, name)
     task, payload = load_run(run_dir)
+    require_trained(run_dir)
     task.restore(os.path.join(run_dir, "assets"))
     model = load_trained_model(run_dir)
     # Serving computes in float32 whatever the training precision; the task may also swap graphs.
@@ -797,6 +878,7 @@ def export(run_dir, name, version=None, base_dir="saved_models"):
         )
     target = os.path.join(model_dir, str(version))
     # Dot-prefixed and not an integer: servers polling model_dir never pick it up half-written.
+    _remove_stale_exports(model_dir)
     tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,5 +1,6 @@
 """Frozen config dataclasses and the `--set section.key=value` / `--config FILE` overrides."""
 
+import codecs
 import dataclasses
 import json
 import os
@@ -55,8 +56,10 @@ def _coerce(value, annotation):
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0]) if len(inner) == 1 else value
-    if annotation in (int, float) and isinstance(value, str):
-        raise ConfigError(f"expected a number, got {value!r}")
+    if annotation in (int, float, str, bool) and isinstance(value, (list, tuple, dict)) or value is None:
+        raise ConfigError(f"expected {_TYPE_NAMES.get(annotation, 'one value')}, got {value!r}")
+    if annotation in (int, float) and (isinstance(value, (str, bool))):
+        raise ConfigError(f"expected {_TYPE_NAMES[annotation]}, got {value!r}")
     if annotation is bool and not isinstance(value, bool):
         raise ConfigError(f"expected true or false, got {value!r}")
     if annotation is int:
@@ -72,6 +75,87 @@ def _coerce(value, annotation):
         item_type = args[0] if args else str
         return tuple(_coerce(v, item_type) for v in items)
     return value
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+# Allowed ranges by field name, in every task's sections: (low, high, low excluded, high excluded); None is open.
+_AT_LEAST_1 = (1, None, False, False)
+_AT_LEAST_0 = (0, None, False, False)
+_POSITIVE = (0, None, True, False)
+_FRACTION = (0, 1, False, True)  # 0 <= x < 1
+_RANGES = {
+    "epochs": _AT_LEAST_1,
+    "batch_size": _AT_LEAST_1,
+    "learning_rate": _POSITIVE,
+    "weight_decay": _AT_LEAST_0,
+    "warmup_fraction": _FRACTION,
+    "lr_decay_factor": (0, 1, True, False),  # 0 < x <= 1
+    "lr_decay_start": _AT_LEAST_0,
+    "lr_decay_patience": _AT_LEAST_0,
+    "clipnorm": _POSITIVE,
+    "label_smoothing": _FRACTION,
+    "seed": _AT_LEAST_0,
+    "early_stopping_patience": _AT_LEAST_0,
+    "steps_per_epoch": _AT_LEAST_1,
+    "backup_every_steps": _AT_LEAST_1,
+    "max_examples": _AT_LEAST_1,
+    "folds": (2, None, False, False),
+    "fold": _AT_LEAST_0,
+    "validation_fraction": _FRACTION,
+    "test_fraction": _FRACTION,
+    "max_tokens": (3, None, False, False),  # padding, out-of-vocabulary and at least one token
+    "min_count": _AT_LEAST_1,
+    "max_length": _AT_LEAST_1,
+    "sequence_length": _AT_LEAST_1,
+    "embedding_dim": _AT_LEAST_1,
+    "hidden_dim": _AT_LEAST_1,
+    "attention_dim": _AT_LEAST_1,
+    "num_layers": _AT_LEAST_1,
+    "num_filters": _AT_LEAST_1,
+    "filter_sizes": _AT_LEAST_1,
+    "filters": _AT_LEAST_1,
+    "image_size": _AT_LEAST_1,
+    "channels": (1, 4, False, False),
+    "dropout": _FRACTION,
+    "max_norm": _POSITIVE,
+    "init_scale": _AT_LEAST_0,
+}
+
+
+def _describe(rule):
+    low, high, low_open, high_open = rule
+    if high is None:
+        return f"greater than {low}" if low_open else f"at least {low}"
+    left = f"greater than {low}" if low_open else f"at least {low}"
+    right = f"less than {high}" if high_open else f"at most {high}"
+    return f"{left} and {right}"
+
+
+def check_value(name, value, full):
+    """Raises ConfigError naming `full` (section.key) when `value` is out of the field's range."""
+    if value is None:
+        return
+    if name == "encoding":
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ConfigError(
+                f"bad value for {full!r}: {value!r} is not a text encoding Python knows; use e.g. utf-8, latin-1 "
+                "or cp1252"
+            ) from None
+        return
+    rule = _RANGES.get(name)
+    if rule is None:
+        return
+    low, high, low_open, high_open = rule
+    for item in value if isinstance(value, tuple) else (value,):
+        if not isinstance(item, (int, float)) or isinstance(item, bool):
+            continue
+        too_low = low is not None and (item <= low if low_open else item < low)
+        too_high = high is not None and (item >= high if high_open else item > high)
+        if too_low or too_high:
+            raise ConfigError(f"bad value for {full!r}: {value!r}; it must be {_describe(rule)}")
 
 
 def _parse_value(text):
@@ -97,9 +181,11 @@ def replace_path(config, path, value, _full=None):
         return apply_mapping(config, {head: value})
     hints = typing.get_type_hints(type(config))
     try:
-        return dataclasses.replace(config, **{head: _coerce(value, hints[head])})
-    except ValueError as e:
+        value = _coerce(value, hints[head])
+    except (ValueError, TypeError) as e:
         raise ConfigError(f"bad value for {full!r}: {e}") from None
+    check_value(head, value, full)
+    return dataclasses.replace(config, **{head: value})
 
 
 def apply_mapping(config, mapping, prefix=""):
@@ -116,8 +202,11 @@ def apply_mapping(config, mapping, prefix=""):
 
 def _get_path(config, path):
     for part in path.split("."):
-        if not dataclasses.is_dataclass(config) or part not in {f.name for f in dataclasses.fields(config)}:
-            raise UnknownKeyError(f"unknown config key {path!r}")
+        if not dataclasses.is_dataclass(config):
+            raise UnknownKeyError(f"unknown config key {path!r}: {part!r} is under a value, not a section")
+        known = sorted(f.name for f in dataclasses.fields(config))
+        if part not in known:
+            raise UnknownKeyError(f"unknown config key {path!r}; known here: {known}")
         config = getattr(config, part)
     return config
 

@@ -93,6 +93,12 @@ def test_user_folder_with_splits(tmp_path):
     assert splits.texts["test"] == ["one", "zero"] and splits.label_names == ("0", "1")
 
 
+def test_a_single_label_is_refused_with_the_file_and_the_fix(tmp_path):
+    path = write_lines(tmp_path / "one_label.txt", [f"1 text number {i}" for i in range(20)])
+    with pytest.raises(DataError, match=r"one_label\.txt: the training split has 1 label \(1\); a classifier needs at least two"):
+        td.load_text_splits(path, seed=0)
+
+
 def test_user_folder_without_test_file_carves_a_seeded_test_split(tmp_path):
     lines = [f"{i % 2} text number {i}" for i in range(40)]
     write_lines(tmp_path / "train.txt", lines)

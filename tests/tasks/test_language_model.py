@@ -236,8 +236,11 @@ def test_killed_run_resumes_with_stateful_streams(tiny_text, tmp_path):
         base.train(TASK, config, run_dir, log=quiet, callbacks=[Kill()])
     metrics = base.train(TASK, config, run_dir, log=quiet)
     with open(os.path.join(run_dir, "history.csv")) as f:
-        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1]
-    assert metrics["training"]["epochs_run"] == 1 and np.isfinite(metrics["test"]["perplexity"])
+        rows = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    training = metrics["training"]
+    assert (training["epochs_run"], training["epochs_this_attempt"]) == (2, 1) and np.isfinite(metrics["test"]["perplexity"])
+    assert training["train_seconds"] >= sum(float(row["epoch_seconds"]) for row in rows) > 0  # both attempts
 
 
 @pytest.mark.large
