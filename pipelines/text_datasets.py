@@ -300,6 +300,7 @@ def download(spec, data_dir):
         if os.path.exists(target):
             continue
         algorithm, _, expected = checksum.partition(":")
+        created = _missing_folders(os.path.dirname(target))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         tmp = f"{target}.part"
         print(f"downloading {url} -> {target}")
@@ -321,6 +322,25 @@ def download(spec, data_dir):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+            if not os.path.exists(target):  # failed: take away the folders made for it, if still empty
+                for folder in created:
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        break
+
+
+def _missing_folders(folder):
+    """The folders `os.makedirs(folder)` would create, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
 
 
 def read_named(spec, data_dir, split, encoding=None, allow_download=False):
@@ -508,9 +528,19 @@ def load_text_splits(
 
 def _read_tfds(name, data_dir):
     """A TensorFlow Datasets text classification dataset (needs a network the first time)."""
+    import difflib
+
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=os.path.join(data_dir, "tfds"))
+    try:
+        builder = tfds.builder(name, data_dir=os.path.join(data_dir, "tfds"))
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(name.split(":")[0].split("/")[0], tfds.list_builders(), n=5, cutoff=0.6)
+        raise DataError(
+            f"tfds:{name}",
+            "TensorFlow Datasets has no dataset of that name",
+            hint=f"closest names: {', '.join(close)}" if close else "see https://www.tensorflow.org/datasets/catalog",
+        ) from None
     builder.download_and_prepare()
     text_key, label_key = builder.info.supervised_keys
     label_feature = builder.info.features[label_key]

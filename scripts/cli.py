@@ -39,10 +39,15 @@ _COMMANDS = (
 _SUBPARSER_MODULES = ("keras_tasks.scripts.embeddings_cmd",)
 
 
+def add_subcommand(subparsers, name, help_text):
+    """A subcommand whose own `--help` opens with the line `keras-tasks --help` shows for it."""
+    return subparsers.add_parser(name, help=help_text, description=help_text)
+
+
 def _add_train(subparsers):
     from keras_tasks.tasks import base
 
-    p = subparsers.add_parser("train", help="train a task, evaluate it on the test split")
+    p = add_subcommand(subparsers, "train", "train a task, evaluate it on the test split")
     tasks = p.add_subparsers(dest="task", required=True, metavar="TASK", help="one of: " + ", ".join(sorted(base.discover_tasks())))
     for name, task_class in sorted(base.TASKS.items()):
         doc = (task_class.__doc__ or "").strip().split("\n")[0]
@@ -121,7 +126,7 @@ def _print_metrics(metrics, title=None):
 
 
 def _add_evaluate(subparsers):
-    p = subparsers.add_parser("evaluate", help="metrics of a trained run (or every fold of a CV run) on its standard splits")
+    p = add_subcommand(subparsers, "evaluate", "metrics of a trained run (or every fold of a CV run) on its standard splits")
     p.add_argument("--run-dir", required=True)
     p.set_defaults(func=_evaluate)
 
@@ -135,7 +140,7 @@ def _evaluate(args):
 
 
 def _add_export(subparsers):
-    p = subparsers.add_parser("export", help="write a TF Serving SavedModel: BASE/NAME/VERSION/")
+    p = add_subcommand(subparsers, "export", "write a TF Serving SavedModel: BASE/NAME/VERSION/")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--name", required=True, help="model name (the folder under --base-dir)")
     p.add_argument("--version", type=int, help="integer version (default: the next one)")
@@ -152,7 +157,7 @@ def _export(args):
 
 
 def _add_predict(subparsers):
-    p = subparsers.add_parser("predict", help="run an exported SavedModel (or a server) on inputs")
+    p = add_subcommand(subparsers, "predict", "run an exported SavedModel (or a server) on inputs")
     p.add_argument("--model", required=True, help="saved_models/NAME (latest version), a version folder, or NAME with --server")
     p.add_argument("inputs", nargs="*", help="texts (or prompts), or image files for image models")
     p.add_argument("--input-file", help="file with one input per line")
@@ -206,7 +211,7 @@ def _predict(args):
 
 
 def _add_list(subparsers):
-    p = subparsers.add_parser("list", help="tasks and their named datasets")
+    p = add_subcommand(subparsers, "list", "tasks and their named datasets")
     p.set_defaults(func=_list)
 
 
@@ -229,7 +234,7 @@ def build_parser():
     for command, module_name, help_text in _COMMANDS:
         module = _optional_import(module_name)
         if module is not None:
-            p = subparsers.add_parser(command, help=help_text)
+            p = add_subcommand(subparsers, command, help_text)
             module.add_arguments(p)
             p.set_defaults(func=module.main)
     for module_name in _SUBPARSER_MODULES:

@@ -7,15 +7,16 @@ import sys
 from keras_tasks.pipelines import embeddings
 from keras_tasks.pipelines import word2vec
 from keras_tasks.pipelines.errors import DataError
+from keras_tasks.scripts.cli import add_subcommand
 
 
 def add_arguments(subparsers):
     """Adds the `embeddings` command (with its own subcommands) to an argparse `subparsers`."""
-    parser = subparsers.add_parser("embeddings", help="train word2vec vectors, inspect pretrained vectors")
+    parser = add_subcommand(subparsers, "embeddings", "train word2vec vectors, inspect pretrained vectors")
     parser.set_defaults(func=lambda args: _usage(parser))
     commands = parser.add_subparsers(dest="embeddings_command", metavar="{train,neighbors,analogy}")
 
-    train = commands.add_parser("train", help="train word2vec (gensim, all cores) and save it in word2vec format")
+    train = add_subcommand(commands, "train", "train word2vec (gensim, all cores) and save it in word2vec format")
     train.add_argument("--corpus", required=True,
                        help="a text file (one text a line) or a dataset name such as 'imdb'")
     train.add_argument("--split", default="train", help="dataset split used as corpus (default: train)")
@@ -35,12 +36,12 @@ def add_arguments(subparsers):
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(func=run_train)
 
-    neighbors = commands.add_parser("neighbors", help="nearest words by cosine similarity")
+    neighbors = add_subcommand(commands, "neighbors", "nearest words by cosine similarity")
     neighbors.add_argument("word")
     _add_vector_arguments(neighbors)
     neighbors.set_defaults(func=run_neighbors)
 
-    analogy = commands.add_parser("analogy", help="A - B + C, e.g. king man woman -> queen")
+    analogy = add_subcommand(commands, "analogy", "A - B + C, e.g. king man woman -> queen")
     analogy.add_argument("words", nargs=3, metavar="WORD", help="A B C")
     _add_vector_arguments(analogy)
     analogy.set_defaults(func=run_analogy)

@@ -208,4 +208,20 @@ def test_download_verifies_the_checksum(tmp_path, monkeypatch):
     monkeypatch.setitem(td.DATASETS, "toy_bad", bad)
     with pytest.raises(DataError, match="checksum mismatch"):
         td.load_text_splits("toy_bad", data_dir=str(data), allow_download=True)
-    assert not (data / "bad" / "all.txt").exists()
+    assert not (data / "bad").exists()  # no empty folder left behind
+
+    offline = td.DatasetSpec(
+        "toy_offline", {"all": "offline/deep/all.txt"}, "label_text", ("0", "1"),
+        downloads={"offline/deep/all.txt": (f"file://{tmp_path}/no-such-file", f"sha256:{digest}")},
+    )
+    monkeypatch.setitem(td.DATASETS, "toy_offline", offline)
+    with pytest.raises(DataError, match="download failed"):
+        td.load_text_splits("toy_offline", data_dir=str(data), allow_download=True)
+    assert sorted(os.listdir(data)) == ["toy"]
+
+
+def test_unknown_tfds_name_is_one_line_with_the_closest_names(tmp_path):
+    with pytest.raises(DataError) as caught:
+        td.load_text_splits("tfds:imdb_reviewz", data_dir=str(tmp_path))
+    message = str(caught.value)
+    assert "\n" not in message and "no dataset of that name" in message and "imdb_reviews" in message

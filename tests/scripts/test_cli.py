@@ -75,3 +75,16 @@ def test_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     for command in ("train", "evaluate", "export", "predict"):
         assert command in out
+
+
+@pytest.mark.parametrize("argv, first_line", [
+    (["serve", "--help"], "serve SavedModels over the TF Serving REST API"),
+    (["export", "--help"], "write a TF Serving SavedModel: BASE/NAME/VERSION/"),
+    (["embeddings", "train", "--help"], "train word2vec (gensim, all cores) and save it in word2vec format"),
+])
+def test_every_subcommand_help_says_what_it_does(argv, first_line, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.split("\n\n")[1].strip() == first_line  # the paragraph after the usage
