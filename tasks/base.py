@@ -289,8 +289,8 @@ class Task:
         kwargs = {"learning_rate": learning_rate}
         if train.weight_decay is not None:
             kwargs["weight_decay"] = train.weight_decay
-        if train.clipnorm is not None:
-            kwargs["clipnorm"] = train.clipnorm
+        if train.clipnorm is not None:  # the norm of all gradients together, as Pascanu et al. and Zaremba et al.
+            kwargs["global_clipnorm"] = train.clipnorm
         return keras.optimizers.get({"class_name": train.optimizer, "config": kwargs})
 
 

@@ -35,7 +35,7 @@ class TrainConfig:
     lr_decay_factor: float = 0.5  # step: multiply per epoch from lr_decay_start; plateau: on each plateau
     lr_decay_start: int = 0  # step: first (0-based) epoch that runs at a decayed rate
     lr_decay_patience: int = 0  # plateau: epochs without improvement of `monitor` before decaying
-    clipnorm: typing.Optional[float] = None  # clip each gradient to this L2 norm (RNNs; Zaremba et al. use 5)
+    clipnorm: typing.Optional[float] = None  # rescale the gradients when their global L2 norm exceeds this (RNNs)
     label_smoothing: float = 0.0
     seed: int = 0  # weights init, shuffling and seeded splits
     early_stopping_patience: typing.Optional[int] = None  # epochs without improvement; None: off

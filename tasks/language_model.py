@@ -37,7 +37,9 @@ from keras_tasks.tasks.metrics import Perplexity
 
 # Zaremba et al. (2014), "Recurrent Neural Network Regularization", section 4.1: 2 LSTM layers,
 # unrolled 35 steps (the paper's small model used 20), batch 20, SGD with rate 1 kept for a few
-# epochs and then decayed each epoch, weights uniform in [-s, s].
+# epochs and then decayed each epoch, weights uniform in [-s, s]. Their rate 1 and clipping norm
+# apply to a loss summed over the unrolled steps (averaged over the batch only); ours is the mean
+# over every token, so `presets` multiplies the rate and divides the norm by the window length.
 SIZES = {
     "small": {"model.hidden_dim": 200, "model.dropout": 0.0, "model.init_scale": 0.1, "train.epochs": 13,
               "train.lr_decay_start": 4, "train.lr_decay_factor": 0.5, "train.clipnorm": 5.0},
@@ -127,7 +129,12 @@ class LanguageModelTask(Task):
             size = "char" if dataset_unit(draft.data) == "char" else "small"
         if size not in SIZES:
             raise ConfigError(f"model.size must be auto, {', '.join(SIZES)}; got {size!r}")
-        return SIZES[size]
+        preset = dict(SIZES[size])
+        if size != "char":  # Zaremba's rate and norm, for a loss averaged over the window's steps too
+            steps = draft.data.sequence_length
+            preset["train.learning_rate"] = 1.0 * steps
+            preset["train.clipnorm"] = preset["train.clipnorm"] / steps
+        return preset
 
     @classmethod
     def cli_flags(cls):

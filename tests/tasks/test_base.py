@@ -154,7 +154,7 @@ def test_optimizer_clipnorm_and_schedules():
     task = ToyTask(toy_config(**{"train.clipnorm": 5.0, "train.optimizer": "sgd", "train.learning_rate": 1.0,
                                  "train.lr_schedule": "step", "train.lr_decay_start": 4, "train.lr_decay_factor": 0.5}))
     optimizer = task.make_optimizer(steps_per_epoch=10)
-    assert optimizer.clipnorm == 5.0
+    assert optimizer.global_clipnorm == 5.0 and optimizer.clipnorm is None  # one norm over all gradients
     schedule = optimizer._learning_rate
     rates = [float(schedule(epoch * 10 + 3)) for epoch in range(7)]
     assert rates == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]  # Zaremba et al.'s small LM

@@ -61,8 +61,12 @@ def test_perplexity_is_exp_of_total_nll_over_total_tokens():
 def test_presets_follow_zaremba_and_the_unit_follows_the_dataset():
     small = base.resolve_config(TASK, {"data.dataset": "ptb"})
     assert (small.model.hidden_dim, small.model.num_layers, small.model.dropout) == (200, 2, 0.0)
-    assert (small.train.batch_size, small.data.sequence_length, small.train.clipnorm) == (20, 35, 5.0)
-    assert (small.train.optimizer, small.train.learning_rate, small.train.lr_schedule) == ("sgd", 1.0, "step")
+    assert (small.train.batch_size, small.data.sequence_length) == (20, 35)
+    # Zaremba's rate 1 and norm 5 on a loss summed over the 35 steps = rate 35 and norm 5/35 on our per-token mean.
+    assert (small.train.optimizer, small.train.learning_rate, small.train.lr_schedule) == ("sgd", 35.0, "step")
+    assert small.train.clipnorm == pytest.approx(5 / 35)
+    short = base.resolve_config(TASK, {"data.dataset": "ptb"}, overrides=["data.sequence_length=20"])
+    assert short.train.learning_rate == 20.0 and short.train.clipnorm == pytest.approx(0.25)
     medium = base.resolve_config(TASK, {"data.dataset": "ptb"}, overrides=["model.size=medium", "model.dropout=0.4"])
     assert medium.model.hidden_dim == 650 and medium.model.dropout == 0.4  # the user's value wins over the preset
     large = base.resolve_config(TASK, {"data.dataset": "ptb"}, overrides=["model.size=large"])
