@@ -445,8 +445,16 @@ class _LogLearningRate(keras.callbacks.Callback):
     """The learning rate of the epoch in its logs (history.csv, TensorBoard), whatever the schedule."""
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if logs is None:
+            return
+        optimizer = self.model.optimizer
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            # `optimizer.learning_rate` is the schedule at the next step: the next epoch's rate. Log this epoch's.
+            rate = schedule(keras.ops.maximum(optimizer.iterations - 1, 0))
+        else:
+            rate = optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
 
 
 def stateful_layers(model):

@@ -162,6 +162,14 @@ def test_optimizer_clipnorm_and_schedules():
         ToyTask(toy_config(**{"train.lr_schedule": "linear"})).make_optimizer(10)
 
 
+def test_history_logs_the_rate_each_epoch_ran_at(tmp_path):
+    run_dir = str(tmp_path / "run")
+    config = toy_config(**{"train.lr_schedule": "step", "train.lr_decay_start": 1, "train.lr_decay_factor": 0.5,
+                           "train.epochs": 3, "train.learning_rate": 0.08})
+    base.train("toy_spine", config, run_dir, log=quiet)
+    assert [float(row["learning_rate"]) for row in history(run_dir)] == pytest.approx([0.08, 0.04, 0.02])
+
+
 def test_plateau_schedule_lowers_the_rate(tmp_path):
     class Worse(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
