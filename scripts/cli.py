@@ -36,7 +36,9 @@ _COMMANDS = (
     ("loadtest", "keras_tasks.serving.loadtest", "bounded load test of a server against in-process calls"),
 )
 # Modules that add their own subparser(s): `add_arguments(subparsers)`.
-_SUBPARSER_MODULES = ("keras_tasks.scripts.embeddings_cmd",)
+_SUBPARSER_MODULES = (
+    ("embeddings", "keras_tasks.scripts.embeddings_cmd", "train word2vec vectors, inspect pretrained vectors"),
+)
 
 
 def add_subcommand(subparsers, name, help_text):
@@ -44,10 +46,9 @@ def add_subcommand(subparsers, name, help_text):
     return subparsers.add_parser(name, help=help_text, description=help_text)
 
 
-def _add_train(subparsers):
+def _configure_train(p):
     from keras_tasks.tasks import base
 
-    p = add_subcommand(subparsers, "train", "train a task, evaluate it on the test split")
     tasks = p.add_subparsers(dest="task", required=True, metavar="TASK", help="one of: " + ", ".join(sorted(base.discover_tasks())))
     for name, task_class in sorted(base.TASKS.items()):
         doc = (task_class.__doc__ or "").strip().split("\n")[0]
@@ -125,8 +126,7 @@ def _print_metrics(metrics, title=None):
             print(f"{split}{f' ({title})' if title else ''}: " + ", ".join(parts))
 
 
-def _add_evaluate(subparsers):
-    p = add_subcommand(subparsers, "evaluate", "metrics of a trained run (or every fold of a CV run) on its standard splits")
+def _configure_evaluate(p):
     p.add_argument("--run-dir", required=True)
     p.set_defaults(func=_evaluate)
 
@@ -139,8 +139,7 @@ def _evaluate(args):
     return 0
 
 
-def _add_export(subparsers):
-    p = add_subcommand(subparsers, "export", "write a TF Serving SavedModel: BASE/NAME/VERSION/")
+def _configure_export(p):
     p.add_argument("--run-dir", required=True)
     p.add_argument("--name", required=True, help="model name (the folder under --base-dir)")
     p.add_argument("--version", type=int, help="integer version (default: the next one)")
@@ -156,8 +155,7 @@ def _export(args):
     return 0
 
 
-def _add_predict(subparsers):
-    p = add_subcommand(subparsers, "predict", "run an exported SavedModel (or a server) on inputs")
+def _configure_predict(p):
     p.add_argument("--model", required=True, help="saved_models/NAME (latest version), a version folder, or NAME with --server")
     p.add_argument("inputs", nargs="*", help="texts (or prompts), or image files for image models")
     p.add_argument("--input-file", help="file with one input per line")
@@ -210,8 +208,7 @@ def _predict(args):
     return 0
 
 
-def _add_list(subparsers):
-    p = add_subcommand(subparsers, "list", "tasks and their named datasets")
+def _configure_list(p):
     p.set_defaults(func=_list)
 
 
@@ -226,18 +223,44 @@ def _list(args):
     return 0
 
 
-def build_parser():
+_BUILTIN = (
+    ("train", _configure_train, "train a task, evaluate it on the test split"),
+    ("evaluate", _configure_evaluate, "metrics of a trained run (or every fold of a CV run) on its standard splits"),
+    ("export", _configure_export, "write a TF Serving SavedModel: BASE/NAME/VERSION/"),
+    ("predict", _configure_predict, "run an exported SavedModel (or a server) on inputs"),
+    ("list", _configure_list, "tasks and their named datasets"),
+)
+
+
+def build_parser(argv=None):
+    """The `keras-tasks` parser. Given the command line, only the chosen subcommand is built in full: `--help`
+    and a mistyped command then answer without importing TensorFlow (the tasks and the server import it)."""
     parser = argparse.ArgumentParser(prog="keras-tasks", description=__doc__.split("\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_export, _add_predict, _add_list):
-        add(subparsers)
-    for command, module_name, help_text in _COMMANDS:
+    chosen = None
+    if argv is not None:
+        chosen = next((a for a in argv if not a.startswith("-")), "")
+
+    def full(name):
+        return chosen is None or chosen == name
+
+    for name, configure, help_text in _BUILTIN:
+        p = add_subcommand(subparsers, name, help_text)
+        if full(name):
+            configure(p)
+    for name, module_name, help_text in _COMMANDS:
+        if not full(name):
+            add_subcommand(subparsers, name, help_text)
+            continue
         module = _optional_import(module_name)
-        if module is not None:
-            p = add_subcommand(subparsers, command, help_text)
+        if module is not None:  # a room that is not installed has no subcommand
+            p = add_subcommand(subparsers, name, help_text)
             module.add_arguments(p)
             p.set_defaults(func=module.main)
-    for module_name in _SUBPARSER_MODULES:
+    for name, module_name, help_text in _SUBPARSER_MODULES:
+        if not full(name):
+            add_subcommand(subparsers, name, help_text)
+            continue
         module = _optional_import(module_name)
         if module is not None:
             module.add_arguments(subparsers)
@@ -255,7 +278,8 @@ def _optional_import(name):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     from keras_tasks.pipelines.errors import UserError
     from keras_tasks.serving.client import ServingError
 

@@ -88,3 +88,21 @@ def test_every_subcommand_help_says_what_it_does(argv, first_line, capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.split("\n\n")[1].strip() == first_line  # the paragraph after the usage
+
+
+def test_top_level_help_answers_without_importing_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from keras_tasks.scripts import cli\n"
+        "try:\n"
+        "    cli.main(['--help'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "train a task, evaluate it on the test split" in out and "serve SavedModels" in out
+    assert out.strip().splitlines()[-1] == "False"
