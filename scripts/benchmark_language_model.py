@@ -94,21 +94,22 @@ def render(results):
         lines.append(
             f"| Tiny Shakespeare, {r['minutes']:.0f} min of training | validation nats/char (bits/char); nanoGPT's "
             f"validation text | **{r['val_nats']:.3f}** ({r['val_bits']:.3f}); {r.get('nanogpt_val_nats', float('nan')):.3f} "
-            f"| <= 1.55 |"
+            f"| <= 1.55: {'met' if r['val_nats'] <= 1.55 else '**not met**'} |"
         )
     if "generation_speed" in rows:
         r = rows["generation_speed"]
         lines.append(
             f"| generation speed | characters/s: exported `generate` vs keras-io's predict-per-character loop | "
             f"**{r['ours_chars_per_second']:.0f}** vs {r['keras_io_chars_per_second']:.1f} "
-            f"(**{r['speedup']:.0f}x**) | >= 20x |"
+            f"(**{r['speedup']:.0f}x**) | >= 20x: {'met' if r['speedup'] >= 20 else '**not met**'} |"
         )
-    for key, title, target in (("ptb_small", "PTB, Zaremba small", "<= 115.9"), ("ptb_tied", "PTB, tied + locked dropout", "<= 105")):
+    for key, title, target in (("ptb_small", "PTB, Zaremba small", 115.9), ("ptb_tied", "PTB, tied + locked dropout", 105)):
         if key in rows:
             r = rows[key]
+            verdict = "met" if r["test_perplexity"] <= target else "**not met**"
             lines.append(
                 f"| {title} ({r['epochs_run']} epochs, {r['train_seconds'] / 60:.0f} min) | test (validation) perplexity | "
-                f"**{r['test_perplexity']:.1f}** ({r['validation_perplexity']:.1f}) | {target} |"
+                f"**{r['test_perplexity']:.1f}** ({r['validation_perplexity']:.1f}) | <= {target}: {verdict} |"
             )
     lines += ["", "Rows and their settings:", "", "```json", json.dumps(rows, indent=2, sort_keys=True), "```", ""]
     os.makedirs(os.path.dirname(DOC), exist_ok=True)
