@@ -501,6 +501,16 @@ def training_started(run_dir):
     )
 
 
+def _absolute_data_dir(config):
+    """`config` with `data.data_dir` made absolute: runs recorded before the CLI did so still resume."""
+    from keras_tasks.pipelines.data_dir import resolve
+
+    data = getattr(config, "data", None)
+    if getattr(data, "data_dir", None):
+        return dataclasses.replace(config, data=dataclasses.replace(data, data_dir=resolve(data.data_dir)))
+    return config
+
+
 def _check_same_config(run_dir, task_name, config, log=print):
     """Write config.json, or check that the one there resolves to the same config (older runs lack new fields).
 
@@ -517,7 +527,9 @@ def _check_same_config(run_dir, task_name, config, log=print):
     same = previous.get("task") == task_name
     if same:
         try:
-            same = config_lib.from_dict(type(config), previous["config"]) == config
+            same = _absolute_data_dir(config_lib.from_dict(type(config), previous["config"])) == _absolute_data_dir(
+                config
+            )
         except (KeyError, ValueError):
             same = False
     if not same and not training_started(run_dir):

@@ -87,6 +87,19 @@ def test_a_run_that_failed_before_training_takes_the_corrected_config(tmp_path):
         base.train("toy_spine", toy_config(**{"data.size": 96}), run_dir, log=quiet)
 
 
+def test_a_run_recorded_with_a_relative_data_dir_resumes_with_the_absolute_one(tmp_path, monkeypatch):
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(KeyboardInterrupt):  # an older version recorded --data-dir as given
+        base.train("toy_spine", toy_config(**{"data.data_dir": "data"}), "run", log=quiet, callbacks=[Kill()])
+    metrics = base.train("toy_spine", toy_config(**{"data.data_dir": str(tmp_path / "data")}), "run", log=quiet)
+    assert metrics["training"]["epochs_run"] == 2
+
+
 def test_evaluate_and_export_of_an_untrained_run_say_to_finish_training(tmp_path):
     class Kill(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
