@@ -8,6 +8,7 @@
 """
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -29,11 +30,14 @@ _FLAG_KEYS = {
     "jit": "train.jit_compile",
 }
 
-# Subcommands whose logic lives in another room: (command, module, help). The module
-# provides `add_arguments(parser)` and `main(args)`.
+# Subcommands whose logic lives in another room: (command, options module, main module, help). The options
+# module's `add_arguments(parser)` is TensorFlow-free, so `--help` answers at once; the main module's
+# `main(args)` is imported only to run.
 _COMMANDS = (
-    ("serve", "keras_tasks.serving.server", "serve SavedModels over the TF Serving REST API"),
-    ("loadtest", "keras_tasks.serving.loadtest", "bounded load test of a server against in-process calls"),
+    ("serve", "keras_tasks.serving.options:add_arguments", "keras_tasks.serving.server",
+     "serve SavedModels over the TF Serving REST API"),
+    ("loadtest", "keras_tasks.serving.options:loadtest_arguments", "keras_tasks.serving.loadtest",
+     "bounded load test of a server against in-process calls"),
 )
 # Modules that add their own subparser(s): `add_arguments(subparsers)`.
 _SUBPARSER_MODULES = (
@@ -47,27 +51,26 @@ def add_subcommand(subparsers, name, help_text):
 
 
 def _configure_train(p):
-    from keras_tasks.tasks import base
+    from keras_tasks.tasks import catalog
 
-    tasks = p.add_subparsers(dest="task", required=True, metavar="TASK", help="one of: " + ", ".join(sorted(base.discover_tasks())))
-    for name, task_class in sorted(base.TASKS.items()):
-        doc = (task_class.__doc__ or "").strip().split("\n")[0]
-        t = tasks.add_parser(name, help=doc, description=doc)
-        _add_common_train_flags(t)
-        for flag in task_class.cli_flags():
+    tasks = p.add_subparsers(dest="task", required=True, metavar="TASK", help="one of: " + ", ".join(sorted(catalog.CARDS)))
+    for name, card in sorted(catalog.CARDS.items()):
+        t = tasks.add_parser(name, help=card.summary, description=card.summary)
+        _add_common_train_flags(t, card)
+        for flag in card.flags:
             dest = flag.key.replace(".", "__")
             if flag.type is bool:
                 t.add_argument(flag.flag, dest=dest, action="store_true", default=None, help=flag.help)
             else:
                 t.add_argument(flag.flag, dest=dest, type=flag.type, help=flag.help)
-        if task_class.supports_folds:
+        if card.supports_folds:
             t.add_argument("--folds", type=int, help="k-fold cross-validation (datasets without a test split, e.g. mr)")
-        t.set_defaults(func=_train, task_flags=[f.key for f in task_class.cli_flags()])
+        t.set_defaults(func=_train, task_flags=[f.key for f in card.flags])
 
 
-def _add_common_train_flags(p):
-    p.add_argument("--model", help="model name (see the task's docs)")
-    p.add_argument("--dataset", help="dataset name (see `keras-tasks list`), a path to your own data, or tfds:NAME")
+def _add_common_train_flags(p, card):
+    p.add_argument("--model", help="one of: " + ", ".join(card.models))
+    p.add_argument("--dataset", help="one of: " + ", ".join(sorted(card.datasets())) + " (see `keras-tasks list`), or tfds:NAME")
     p.add_argument("--data-dir", help="folder holding the datasets (default: $KERAS_TASKS_DATA)")
     p.add_argument("--download", action="store_true", default=None, help="download a missing named dataset")
     p.add_argument("--max-examples", type=int, help="cap the training examples, for quick runs")
@@ -213,12 +216,12 @@ def _configure_list(p):
 
 
 def _list(args):
-    from keras_tasks.tasks import base
+    from keras_tasks.tasks import catalog
 
-    for name, task_class in sorted(base.discover_tasks().items()):
-        doc = (task_class.__doc__ or "").strip().split("\n")[0]
-        print(f"{name}: {doc}")
-        for dataset, description in sorted(task_class.datasets().items()):
+    for name, card in sorted(catalog.CARDS.items()):
+        print(f"{name}: {card.summary}")
+        print(f"  models: {', '.join(card.models)}")
+        for dataset, description in sorted(card.datasets().items()):
             print(f"  {dataset:16s} {description}")
     return 0
 
@@ -248,15 +251,12 @@ def build_parser(argv=None):
         p = add_subcommand(subparsers, name, help_text)
         if full(name):
             configure(p)
-    for name, module_name, help_text in _COMMANDS:
-        if not full(name):
-            add_subcommand(subparsers, name, help_text)
-            continue
-        module = _optional_import(module_name)
-        if module is not None:  # a room that is not installed has no subcommand
-            p = add_subcommand(subparsers, name, help_text)
-            module.add_arguments(p)
-            p.set_defaults(func=module.main)
+    for name, options_name, main_module, help_text in _COMMANDS:
+        p = add_subcommand(subparsers, name, help_text)
+        if full(name):
+            module_name, _, function = options_name.partition(":")
+            getattr(importlib.import_module(module_name), function)(p)
+            p.set_defaults(func=_run_main(main_module))
     for name, module_name, help_text in _SUBPARSER_MODULES:
         if not full(name):
             add_subcommand(subparsers, name, help_text)
@@ -265,6 +265,13 @@ def build_parser(argv=None):
         if module is not None:
             module.add_arguments(subparsers)
     return parser
+
+
+def _run_main(module_name):
+    def run(args):
+        return importlib.import_module(module_name).main(args)
+
+    return run
 
 
 def _optional_import(name):
@@ -281,16 +288,20 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     from keras_tasks.pipelines.errors import UserError
+    from keras_tasks.scripts.quiet_stderr import filtered_stderr
     from keras_tasks.serving.client import ServingError
 
+    # TensorFlow's start-up lines (CUDA stubs on a CPU machine) are dropped; the first import prints them.
+    quiet = filtered_stderr() if "tensorflow" not in sys.modules else contextlib.nullcontext()
     # Only the project's user-facing errors become one line; anything else is a bug and keeps its traceback.
-    try:
-        return args.func(args) or 0
-    except (UserError, ServingError) as e:
-        if os.environ.get("KERAS_TASKS_DEBUG"):
-            raise
-        print(f"error: {e} (set KERAS_TASKS_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 2
+    with quiet:
+        try:
+            return args.func(args) or 0
+        except (UserError, ServingError) as e:
+            if os.environ.get("KERAS_TASKS_DEBUG"):
+                raise
+            print(f"error: {e} (set KERAS_TASKS_DEBUG=1 for the traceback)", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from keras_tasks.serving import server
+from keras_tasks.serving import options, server
 
 parser = argparse.ArgumentParser(prog="python -m keras_tasks.serving", description=server.__doc__.splitlines()[0])
-server.add_arguments(parser)
+options.add_arguments(parser)
 sys.exit(server.main(parser.parse_args()))

@@ -29,26 +29,7 @@ import tensorflow as tf
 from keras_tasks.serving import models
 from keras_tasks.serving import payload
 
-SAMPLE_TEXT = "a gripping , beautifully acted film whose story stays with you long after the credits"
 _LISTENING = re.compile(r"listening on (http://\S+)")
-
-
-def add_arguments(parser):
-    """Adds `keras-tasks loadtest`'s options to an argparse parser."""
-    parser.add_argument("--model-base-path", default="saved_models", help="directory holding NAME/VERSION/")
-    parser.add_argument("--model", required=True, help="the model's directory name under --model-base-path")
-    parser.add_argument("--signature-name", default="serving_default")
-    parser.add_argument("--requests", type=int, default=10000, help="requests per phase")
-    parser.add_argument("--concurrency", type=int, default=16, help="concurrent callers per phase")
-    parser.add_argument("--instances", type=int, default=1, help="examples per request")
-    parser.add_argument("--max-batch-size", type=int, default=16, help="the batching phase's --max-batch-size")
-    parser.add_argument("--batch-timeout-ms", type=float, default=2.0, help="the batching phase's timeout")
-    parser.add_argument("--text", default=SAMPLE_TEXT, help="the text sent to a text model")
-    parser.add_argument("--image", help="an image file sent to a model whose input ends in _bytes")
-    parser.add_argument("--rounds", type=int, default=10, help="the modes take turns this many times")
-    parser.add_argument("--max-seconds", type=float, default=900.0, help="the measurement stops here, finished or not")
-    parser.add_argument("--json", help="also write the results to this JSON file (one entry per model)")
-    return parser
 
 
 def _request_body(signature, args):

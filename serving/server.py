@@ -10,10 +10,8 @@ version loaded yet, 500 a model failure (logged with a request id; the answer na
 SIGINT stop accepting connections and let in-flight requests finish.
 """
 
-import argparse
 import asyncio
 import concurrent.futures
-import dataclasses
 import json
 import logging
 import os
@@ -25,6 +23,7 @@ import tensorflow as tf
 from aiohttp import web
 
 from keras_tasks.serving import batching
+from keras_tasks.serving.options import ServerConfig, config_from_args
 from keras_tasks.serving import models
 from keras_tasks.serving import payload
 
@@ -33,32 +32,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
 _STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 _API_HINT = "the API is GET /v1/models/NAME[/versions/V][/metadata] and POST /v1/models/NAME[/versions/V]:predict"
-# aiohttp holds a whole body in memory (and JSON parsing multiplies it); 0 would switch its limit off.
-MAX_BODY_BYTES = 1 << 30
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerConfig:
-    """What `keras-tasks serve` is told on its command line (see `add_arguments` for each field)."""
-
-    model_base_path: str = "saved_models"
-    host: str = "127.0.0.1"
-    port: int = 8501
-    poll_seconds: float = 2.0
-    max_body_bytes: int = 10 << 20
-    max_instances: int = 1024
-    max_string_bytes: int = 1 << 20
-    max_image_pixels: int = 40_000_000
-    max_batch_size: int = 0
-    batch_timeout_ms: float = 2.0
-    num_threads: int = max(2, os.cpu_count() or 1)
-    shutdown_timeout: float = 30.0
-
-    def __post_init__(self):
-        if not 1 <= self.max_body_bytes <= MAX_BODY_BYTES:
-            raise ValueError(f"max_body_bytes must be from 1 to {MAX_BODY_BYTES}, got {self.max_body_bytes}")
-        if self.max_image_pixels < 1:
-            raise ValueError(f"max_image_pixels must be at least 1, got {self.max_image_pixels}")
 
 
 class _HTTPError(Exception):
@@ -407,55 +380,6 @@ class ServerThread:
 
 
 # === Command line ===
-
-
-def _number(kind, minimum=0, maximum=None):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not (minimum <= value and (maximum is None or value <= maximum)):  # NaN fails too
-            what = "a whole number" if kind is int else "a number"
-            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {what} {bounds}, got {text!r}")
-        return value
-
-    return parse
-
-
-# ServerConfig field, type, help; each becomes --field-name with the ServerConfig default.
-_OPTIONS = (
-    ("model_base_path", str, "directory holding NAME/VERSION/ SavedModels"),
-    ("host", str, "address to listen on; the default accepts local connections only"),
-    ("port", _number(int), "0 picks a free port"),
-    ("poll_seconds", _number(float), "how often to look for new or removed versions"),
-    ("max_body_bytes", _number(int, 1, MAX_BODY_BYTES), f"larger bodies are refused with 413; 1 to {MAX_BODY_BYTES}"),
-    ("max_instances", _number(int), "most examples in one request"),
-    ("max_string_bytes", _number(int), "longest string (text, or bytes after base64) in one input value"),
-    (
-        "max_image_pixels",
-        _number(int, 1),
-        "images in *_bytes inputs whose headers declare more pixels (width x height x frames) are refused with 400",
-    ),
-    ("max_batch_size", _number(int), "merge concurrent requests into calls of up to this many examples; 0: off"),
-    ("batch_timeout_ms", _number(float), "longest a request waits for others to share its model call"),
-    ("num_threads", _number(int), "threads running model calls"),
-    ("shutdown_timeout", _number(float), "seconds in-flight requests get to finish after SIGTERM"),
-)
-
-
-def add_arguments(parser):
-    """Adds `keras-tasks serve`'s options to an argparse parser."""
-    defaults = ServerConfig()
-    for field, kind, text in _OPTIONS:
-        flag = "--" + field.replace("_", "-")
-        parser.add_argument(flag, type=kind, default=getattr(defaults, field), help=text + " (default: %(default)s)")
-    return parser
-
-
-def config_from_args(args):
-    return ServerConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(ServerConfig)})
 
 
 def main(args):

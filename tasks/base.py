@@ -37,7 +37,9 @@ import time
 import keras
 
 from keras_tasks.pipelines.errors import ConfigError, RunDirError, UnknownKeyError
+from keras_tasks.tasks import catalog
 from keras_tasks.tasks import config as config_lib
+from keras_tasks.tasks.catalog import CLIFlag  # noqa: F401  (tasks import it from here)
 
 TASKS = {}
 
@@ -66,27 +68,12 @@ def discover_tasks():
 
 
 def get_task_class(name):
-    discover_tasks()
+    """The registered `Task` class of `name`, importing only its module (see `tasks/catalog.py`)."""
+    if name not in TASKS and name in catalog.CARDS:
+        importlib.import_module(catalog.CARDS[name].module)
     if name not in TASKS:
-        raise UnknownKeyError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
+        raise UnknownKeyError(f"unknown task {name!r}; available: {', '.join(sorted(set(catalog.CARDS) | set(TASKS)))}")
     return TASKS[name]
-
-
-@dataclasses.dataclass(frozen=True)
-class CLIFlag:
-    """A task-owned `keras-tasks train TASK` flag that sets one config key.
-
-    Args:
-        flag: e.g. `"--embeddings"`.
-        key: the config key it sets, e.g. `"model.embeddings_path"`.
-        help: one line for `--help`.
-        type: `str`, `int`, `float`, or `bool` (a switch).
-    """
-
-    flag: str
-    key: str
-    help: str
-    type: type = str
 
 
 class Task:
@@ -97,8 +84,6 @@ class Task:
         config_class: a frozen dataclass with `data`, `model` and `train` sections.
         metric_modes: `{metric: "min" | "max"}` for the task's own metrics (perplexity,
             BLEU, F1, ...), so `train.monitor` picks the best checkpoint the right way.
-        supports_folds: whether `--folds` (k-fold cross-validation) applies; the data
-            config then has `folds` and `fold` fields.
         validation_metrics_each_epoch: run `evaluate_split(model, splits, "validation")`
             at the end of every epoch and add its metrics (prefixed `val_`) to the epoch's
             logs, so they can be monitored (e.g. BLEU by decoding) and appear in history.csv.
@@ -112,15 +97,16 @@ class Task:
         compile_args(steps_per_epoch): `loss`, `metrics`, `optimizer` for `model.compile`.
         export_endpoints(model): `{name: (tf.function, input_signature)}`, called with the
             inference model; `serving_default` is one of them.
-    and may override the hooks below (`presets`, `cli_flags`, `datasets`, `num_examples`,
-    `callbacks`, `evaluate_split`, `after_evaluate`, `build_inference_model`,
-    `export_resources`, `export_assets`, `label_names`, `format_predictions`).
+    and may override the hooks below (`presets`, `num_examples`, `callbacks`, `evaluate_split`,
+    `after_evaluate`, `build_inference_model`, `export_resources`, `export_assets`, `label_names`).
+
+    What the command line shows without importing the task (summary, models, datasets, task
+    flags, `--folds`, how `predict` prints outputs) is the task's card in `tasks/catalog.py`.
     """
 
     name = None
     config_class = None
     metric_modes = {}
-    supports_folds = False
     validation_metrics_each_epoch = False
 
     def __init__(self, config):
@@ -138,16 +124,6 @@ class Task:
         return {}
 
     @classmethod
-    def cli_flags(cls):
-        """Task-owned `train` flags: a list of `CLIFlag`."""
-        return []
-
-    @classmethod
-    def datasets(cls):
-        """Named datasets for `keras-tasks list`: `{name: one-line description}`."""
-        return {}
-
-    @classmethod
     def monitor_mode(cls, monitor):
         """`"min"` or `"max"`: the direction in which `monitor` improves."""
         modes = {**METRIC_MODES, **cls.metric_modes}
@@ -158,24 +134,6 @@ class Task:
                 f"monitor one of {sorted('val_' + m for m in modes)}"
             )
         return modes[metric]
-
-    @classmethod
-    def format_predictions(cls, inputs, outputs, options=None):
-        """Lines that `keras-tasks predict` prints: one per input, `output=value` pairs by default."""
-        import numpy as np
-
-        lines = []
-        for i, item in enumerate(inputs):
-            parts = []
-            for key in sorted(outputs):
-                value = outputs[key][i]
-                if isinstance(value, bytes):
-                    value = value.decode("utf-8", errors="replace")
-                elif isinstance(value, np.ndarray) and value.size > 8:
-                    value = f"<{value.dtype} {list(value.shape)}>"
-                parts.append(f"{key}={value}")
-            lines.append("\t".join(parts + [str(item)]))
-        return lines
 
     # === Data and model ===
 
@@ -789,8 +747,7 @@ def is_cv_run(run_dir):
 
 def train_cv(task_name, config, run_dir, folds, log=print):
     """k-fold cross-validation (Kim's protocol for MR): one resumable run per fold, mean reported."""
-    task_class = get_task_class(task_name)
-    if not task_class.supports_folds:
+    if not catalog.card(task_name).supports_folds:
         raise ConfigError(
             f"task {task_name} has no k-fold cross-validation (--folds); it evaluates on its dataset's test split"
         )

@@ -71,10 +71,3 @@ def write_classification_report(labels, predictions, label_names, run_dir, title
         f.write("\n")
     plot_confusion_matrix(matrix, label_names, os.path.join(run_dir, "confusion_matrix.png"), title)
     return accuracy
-
-
-def label_and_probability(outputs, i):
-    """`label<TAB>top probability` of row `i` of a classifier's `label` / `probabilities` outputs."""
-    label = outputs["label"][i]
-    label = label.decode("utf-8") if isinstance(label, bytes) else str(label)
-    return f"{label}\t{np.asarray(outputs['probabilities'][i]).max():.4f}"

@@ -18,7 +18,7 @@ from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.image_datasets import available_splits, carve_splits, make_image_source
 from keras_tasks.pipelines.image_decoding import decode_image_batch
 from keras_tasks.tasks.base import Task, read_labels, register_task, write_labels
-from keras_tasks.tasks.classification_report import label_and_probability, write_classification_report
+from keras_tasks.tasks.classification_report import write_classification_report
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.vision_models import RESNET_RE, build_image_model
 
@@ -91,24 +91,6 @@ class ImageClassificationTask(Task):
         model_options(config.model)  # fail on a bad model name before reading data
         self.labels = None
         self.image_shape = None
-
-    @classmethod
-    def datasets(cls):
-        return {
-            "mnist": "MNIST handwritten digits, IDX files, 60k/10k",
-            "fashion_mnist": "Fashion-MNIST, IDX files, 60k/10k",
-            "cifar10": "CIFAR-10, binary or pickle batches, 50k/10k",
-            "cifar10_subset": "the first 4k/1k images of CIFAR-10 (binary batches)",
-            "PATH": "a folder of class-per-folder PNG/JPEG images (optional train/validation/test sub-folders)",
-        }
-
-    @classmethod
-    def format_predictions(cls, inputs, outputs, options=None):
-        """`label<TAB>probability<TAB>file`."""
-        lines = []
-        for i, item in enumerate(inputs):
-            lines.append(f"{label_and_probability(outputs, i)}\t{item}")
-        return lines
 
     @classmethod
     def presets(cls, draft):

@@ -31,7 +31,7 @@ from keras_tasks.pipelines import text as text_lib
 from keras_tasks.pipelines import tokenizers
 from keras_tasks.pipelines.batching import stream_batches
 from keras_tasks.pipelines.errors import ConfigError
-from keras_tasks.tasks.base import CLIFlag, Task, register_task
+from keras_tasks.tasks.base import Task, register_task
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.metrics import Perplexity
 
@@ -135,28 +135,6 @@ class LanguageModelTask(Task):
             preset["train.learning_rate"] = 1.0 * steps
             preset["train.clipnorm"] = preset["train.clipnorm"] / steps
         return preset
-
-    @classmethod
-    def cli_flags(cls):
-        return [
-            CLIFlag("--unit", "data.unit", "word | char (default: the dataset's own)"),
-            CLIFlag("--size", "model.size", "small | medium | large (Zaremba et al. 2014) | char"),
-        ]
-
-    @classmethod
-    def datasets(cls):
-        return dict(lm_datasets.DATASETS, PATH="a text file or folder of your own (--set data.unit=word|char)")
-
-    @classmethod
-    def format_predictions(cls, inputs, outputs, options=None):
-        """Generated text (the prompt's continuation), or `log-likelihood<TAB>perplexity<TAB>text` for `score`."""
-        lines = []
-        for i, item in enumerate(inputs):
-            if "text" in outputs:
-                lines.append(_text(outputs["text"][i]))
-            else:
-                lines.append(f"{float(outputs['log_likelihood'][i]):.4f}\t{float(outputs['perplexity'][i]):.2f}\t{item}")
-        return lines
 
     # === Data ===
 
@@ -409,6 +387,3 @@ class LanguageModelTask(Task):
             "score": (score, [tf.TensorSpec([None], tf.string, name="text")]),
         }
 
-
-def _text(value):
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

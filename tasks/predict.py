@@ -181,13 +181,7 @@ def _has_strings(value):
 
 
 def format_results(task_name, inputs, outputs, options=None):
-    """The lines `keras-tasks predict` prints, as the exporting task formats them (generic if unknown)."""
-    from keras_tasks.tasks import base
+    """The lines `keras-tasks predict` prints, as the exporting task's card formats them (generic if unknown)."""
+    from keras_tasks.tasks import catalog
 
-    task_class = base.Task
-    if task_name:
-        try:
-            task_class = base.get_task_class(task_name)
-        except KeyError:
-            pass
-    return task_class.format_predictions(inputs, outputs, options or {})
+    return catalog.card(task_name).format_predictions(inputs, outputs, options or {})

@@ -16,8 +16,7 @@ from keras_tasks.layers import EMBEDDING_MODES, AttentionPooling, PretrainedEmbe
 from keras_tasks.pipelines import text as text_lib
 from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.text_datasets import load_text_splits
-from keras_tasks.tasks.base import CLIFlag, Task, read_labels, register_task, write_labels
-from keras_tasks.tasks.classification_report import label_and_probability
+from keras_tasks.tasks.base import Task, read_labels, register_task, write_labels
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 
 MODELS = ("textcnn", "bilstm_attention")
@@ -76,7 +75,6 @@ class TextClassificationTask(Task):
     """
 
     config_class = TextClassificationConfig
-    supports_folds = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -100,36 +98,6 @@ class TextClassificationTask(Task):
         elif model == "bilstm_attention":
             presets.update({"train.epochs": 6})
         return presets
-
-    @classmethod
-    def cli_flags(cls):
-        return [
-            CLIFlag("--embeddings", "model.embeddings_path", "pretrained word vectors (word2vec, GloVe, fastText, KeyedVectors)"),
-            CLIFlag("--embeddings-format", "model.embeddings_format", "vector file format when it cannot be detected"),
-            CLIFlag("--embedding-mode", "model.embedding_mode", "rand | static | non-static | multichannel"),
-        ]
-
-    @classmethod
-    def datasets(cls):
-        from keras_tasks.pipelines.text_datasets import DATASETS
-
-        return {name: spec.description for name, spec in DATASETS.items()}
-
-    @classmethod
-    def format_predictions(cls, inputs, outputs, options=None):
-        """`label<TAB>probability<TAB>text`, plus the top attended words for attention models."""
-        top_words = (options or {}).get("top_words", 5)
-        lines = []
-        for i, item in enumerate(inputs):
-            line = f"{label_and_probability(outputs, i)}\t{item}"
-            if "attention" in outputs and "tokens" in outputs and top_words:
-                tokens = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in outputs["tokens"][i]]
-                weights = np.asarray(outputs["attention"][i])
-                order = np.argsort(-weights)[:top_words]
-                words = ", ".join(f"{tokens[j]}:{weights[j]:.2f}" for j in order if tokens[j])
-                line += f"\t[attention: {words}]"
-            lines.append(line)
-        return lines
 
     # === Data ===
 

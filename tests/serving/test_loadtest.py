@@ -3,14 +3,14 @@
 import argparse
 import json
 
-from keras_tasks.serving import loadtest
+from keras_tasks.serving import loadtest, options
 
 
 def test_loadtest_reports_three_modes_with_ratios(tmp_path, install, capsys):
     install(tmp_path / "models", "toy", 1, "text")
     report_path = tmp_path / "serving.json"
     report_path.write_text(json.dumps({"runs": {"other": {"model": "other"}}}))
-    parser = loadtest.add_arguments(argparse.ArgumentParser())
+    parser = options.loadtest_arguments(argparse.ArgumentParser())
     args = parser.parse_args(
         ["--model-base-path", str(tmp_path / "models"), "--model", "toy", "--requests", "40", "--concurrency", "4",
          "--max-batch-size", "4", "--rounds", "2", "--json", str(report_path)]

@@ -4,11 +4,11 @@ import argparse
 
 import pytest
 
-from keras_tasks.serving import server
+from keras_tasks.serving import options
 
 
 def _parse(*argv):
-    return server.config_from_args(server.add_arguments(argparse.ArgumentParser(prog="serve")).parse_args(argv))
+    return options.config_from_args(options.add_arguments(argparse.ArgumentParser(prog="serve")).parse_args(argv))
 
 
 def test_defaults_and_valid_limits():
@@ -16,7 +16,7 @@ def test_defaults_and_valid_limits():
     assert (config.max_body_bytes, config.max_image_pixels) == (10 << 20, 40_000_000)
     config = _parse("--max-body-bytes", "1", "--max-image-pixels", "1")
     assert (config.max_body_bytes, config.max_image_pixels) == (1, 1)
-    assert _parse("--max-body-bytes", str(server.MAX_BODY_BYTES)).max_body_bytes == 1 << 30
+    assert _parse("--max-body-bytes", str(options.MAX_BODY_BYTES)).max_body_bytes == 1 << 30
 
 
 @pytest.mark.parametrize(
@@ -42,4 +42,4 @@ def test_invalid_limits_are_refused_with_one_line(capsys, argv, message):
 def test_server_config_refuses_limits_that_are_off_or_unbounded(field, value):
     # aiohttp reads client_max_size=0 as "no limit"; a config made in Python must not get there either.
     with pytest.raises(ValueError, match=f"{field} must be"):
-        server.ServerConfig(**{field: value})
+        options.ServerConfig(**{field: value})

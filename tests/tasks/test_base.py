@@ -217,3 +217,19 @@ def test_toy_task_through_the_shared_task_test(tmp_path):
     metrics, path, outputs = run_task_test("toy_spine", {}, {"serving_default": {"features": x}}, tmp_path)
     assert outputs["serving_default"]["probabilities"].shape == (4, 2)
     assert set(outputs["serving_default"]["label"].tolist()) <= {b"negative", b"positive"}
+
+
+def test_every_task_has_a_card_pointing_at_its_module():
+    """The command line reads tasks/catalog.py instead of importing tasks; the two must not drift apart."""
+    from keras_tasks.tasks import catalog
+
+    tasks = base.discover_tasks()
+    for name, card in catalog.CARDS.items():
+        assert tasks[name].__module__ == card.module, name
+        assert card.summary and card.models and card.datasets(), name
+    for name, task_class in tasks.items():
+        if task_class.__module__.startswith("keras_tasks."):
+            assert name in catalog.CARDS, f"task {name} has no card in tasks/catalog.py"
+        for stale in ("cli_flags", "datasets", "format_predictions", "supports_folds"):
+            assert not hasattr(task_class, stale), f"{name}.{stale} belongs in its card in tasks/catalog.py"
+    assert catalog.card("toy_spine").format_predictions(["x"], {"label": [b"positive"]}) == ["label=positive\tx"]
