@@ -183,6 +183,7 @@ def beam_search(
     end_id=None,
     length_penalty=0.0,
     return_all_beams=False,
+    row_beam_sizes=None,
 ):
     """Beam search with GNMT length normalisation.
 
@@ -206,11 +207,19 @@ def beam_search(
         state: nested structure of tensors with the batch as first axis, or
             `()`.
         max_length: int or scalar int tensor, the number of tokens to generate.
-        beam_size: int, the number of hypotheses kept per row.
+        beam_size: int, the number of hypotheses kept per row. A scalar int
+            tensor also works on the TensorFlow backend (a serving signature
+            whose beam size comes from the request).
         end_id: optional int or scalar int tensor: the token that ends a
             hypothesis.
-        length_penalty: float or scalar float tensor, the exponent `alpha`.
+        length_penalty: float, scalar float tensor, or `(batch,)` tensor (one
+            `alpha` per row).
         return_all_beams: bool; when `True` return every beam, best first.
+        row_beam_sizes: optional int tensor `(batch,)` of beam sizes from 1 to
+            `beam_size`: row `b` then keeps only its best `row_beam_sizes[b]`
+            hypotheses, which gives exactly a search of that size (the other
+            slots hold impossible hypotheses), so one batch can mix requests
+            with different beam sizes.
 
     Returns:
         A tuple `(token_ids, scores)`: int32 `(batch, max_length)` the best
@@ -228,12 +237,16 @@ def beam_search(
     >>> keras.ops.convert_to_numpy(token_ids)
     array([[1, 0, 1]], dtype=int32)
     """
-    beam_size = int(beam_size)
-    if beam_size < 1:
-        raise ValueError(f"`beam_size` must be at least 1. Received: beam_size={beam_size}")
+    if isinstance(beam_size, int):
+        if beam_size < 1:
+            raise ValueError(f"`beam_size` must be at least 1. Received: beam_size={beam_size}")
+    else:
+        beam_size = ops.cast(beam_size, "int32")
     if end_id is not None:
         end_id = ops.cast(end_id, "int32")
     length_penalty = ops.convert_to_tensor(length_penalty, "float32")
+    if len(length_penalty.shape) == 1:  # one alpha per row, against (batch, beam[, vocabulary]) lengths
+        length_penalty = ops.expand_dims(length_penalty, -1)
 
     start_ids = ops.cast(start_ids, "int32")
     batch = ops.shape(start_ids)[0]
@@ -242,8 +255,17 @@ def beam_search(
     row_offsets = ops.expand_dims(ops.arange(batch, dtype="int32") * beam_size, 1)
 
     def normalise(log_probs, lengths):
-        penalty = ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, length_penalty)
+        alpha = length_penalty
+        if len(alpha.shape) == 2 and len(lengths.shape) == 3:
+            alpha = ops.expand_dims(alpha, -1)
+        penalty = ops.power((5.0 + ops.cast(lengths, "float32")) / 6.0, alpha)
         return log_probs / penalty
+
+    if row_beam_sizes is not None:
+        # Slots past a row's own beam size are impossible from the start and never chosen again.
+        outside = ops.expand_dims(ops.arange(beam_size, dtype="int32"), 0) >= ops.expand_dims(
+            ops.cast(row_beam_sizes, "int32"), 1
+        )  # (batch, beam)
 
     def gather_beams(x, beam_ids):
         """Rows of a flat `(batch * beam, ...)` tensor, picked per row by beam_ids `(batch, beam)`."""
@@ -278,6 +300,9 @@ def beam_search(
         log_probs = ops.take_along_axis(ops.reshape(totals, (batch, -1)), best, axis=1)
         lengths = ops.take_along_axis(candidate_lengths, parents, axis=1)
         parent_finished = ops.take_along_axis(ops.cast(finished, "int32"), parents, axis=1) > 0
+        if row_beam_sizes is not None:
+            log_probs = ops.where(outside, _IMPOSSIBLE, log_probs)
+            parent_finished = ops.logical_or(parent_finished, outside)
         next_ids = ops.where(parent_finished, _PAD_ID, next_ids)
         if end_id is not None:
             finished = ops.logical_or(parent_finished, next_ids == end_id)

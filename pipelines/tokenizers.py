@@ -231,7 +231,16 @@ class SentencePieceTokenizer(Tokenizer):
         return self.sentencepiece.tokenize(self._prepare(texts))
 
     def detokenize(self, tokens):
+        """Pieces (strings) or piece ids (ints) `(batch, None)` to one text per row."""
         return self.sentencepiece.detokenize(tokens)
+
+    def token_ids(self, texts):
+        """Piece ids of each text, a `tf.RaggedTensor` of int32 `(batch, None)` (the model's own ids)."""
+        return self.sentencepiece.string_to_id(self.tokenize(texts))
+
+    def id_to_piece(self, ids):
+        """The piece string of every id, any shape (dense or ragged)."""
+        return self.sentencepiece.id_to_string(ids)
 
     def get_config(self):
         config = super().get_config()

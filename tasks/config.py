@@ -120,6 +120,10 @@ _RANGES = {
     "dropout": _FRACTION,
     "max_norm": _POSITIVE,
     "init_scale": _AT_LEAST_0,
+    "vocabulary_size": (8, None, False, False),  # SentencePiece's 4 special pieces and a few more
+    "decoder_dim": _AT_LEAST_1,
+    "beam_size": (1, 32, False, False),
+    "length_penalty": _AT_LEAST_0,
 }
 
 

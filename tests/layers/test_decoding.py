@@ -1,4 +1,3 @@
-import importlib.util
 import itertools
 import json
 import os
@@ -30,13 +29,23 @@ def make_step_fn(table, calls=None):
 
     def step_fn(token_ids, state):
         if calls is not None:
-            calls.append(1)
+            count_call(calls)
         logits = ops.take(flat_table, state["previous"] * VOCABULARY_SIZE + token_ids, axis=0)
         (history,) = state["memory"]
         history = 0.5 * history + ops.one_hot(token_ids % HIDDEN_DIM, HIDDEN_DIM)
         return logits, {"previous": token_ids, "memory": (history,)}
 
     return step_fn
+
+
+def count_call(calls):
+    """Appends to `calls` each time the loop runs a step (JAX traces the loop body once, so count at run time)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.debug.callback(lambda: calls.append(1))
+    else:
+        calls.append(1)
 
 
 def initial_state(batch):
@@ -186,6 +195,40 @@ def test_length_penalty_trades_an_early_end_for_a_likelier_long_sentence():
     assert found[2.0] == (2, 3, 4)
 
 
+def test_per_row_beam_sizes_and_length_penalties_equal_separate_searches():
+    """One batch mixing requests: each row's result is that of a search with its own beam size and alpha."""
+    tables = (trap_table(), length_table())
+    starts = [1, 4, 1, 2]
+    beams, alphas = [1, 4, 2, 7], [0.6, 0.0, 2.0, 1.0]
+    for table in tables:
+        tokens, scores = run(beam_search, table, starts, 3, beam_size=7, end_id=END_ID,
+                             length_penalty=np.array(alphas, "float32"), row_beam_sizes=np.array(beams, "int32"))
+        for row, (start, beam, alpha) in enumerate(zip(starts, beams, alphas)):
+            alone, alone_scores = run(beam_search, table, [start], 3, beam_size=beam, end_id=END_ID, length_penalty=alpha)
+            np.testing.assert_array_equal(tokens[row], alone[0])
+            np.testing.assert_allclose(scores[row], alone_scores[0], rtol=1e-5)
+        greedy_tokens, _ = run(greedy, table, [1], 3, end_id=END_ID)
+        np.testing.assert_array_equal(tokens[0], greedy_tokens[0])  # a beam of 1 is greedy, in a mixed batch too
+
+
+def test_beam_size_may_be_a_tensor_inside_a_graph():
+    """A serving signature takes the beam size from the request (TensorFlow backend)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a tensor beam size sets shapes at run time: TensorFlow graphs only")
+    table = trap_table()
+
+    @tf.function
+    def search(beam_size):
+        return beam_search(make_step_fn(table), np.array([1, 4], "int32"), initial_state(2), 3, beam_size,
+                           end_id=END_ID, length_penalty=0.6)
+
+    for beam in (1, 3, 7):
+        tokens, scores = (x.numpy() for x in search(tf.constant(beam)))
+        expected, expected_scores = run(beam_search, table, [1, 4], 3, beam_size=beam, end_id=END_ID, length_penalty=0.6)
+        np.testing.assert_array_equal(tokens, expected)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+
+
 def test_beam_search_stops_once_every_beam_has_ended():
     # Every context ends at once, except the start of row 0, which prefers 3, then 5.
     table = np.full((VOCABULARY_SIZE,) * 3, -8.0, "float32")
@@ -296,6 +339,11 @@ def test_temperature_sharpens_and_top_k_truncates():
 # === Inside a tf.function ===
 
 
+def tensorflow_backend_only(reason):
+    return pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason=reason)
+
+
+@tensorflow_backend_only("a tf.function graph; test_jax_backend_decodes_the_same_tokens_under_jit checks jax.jit")
 def test_one_graph_loop_with_tensor_arguments_matches_eager():
     table = length_table()
     calls = []
@@ -369,7 +417,7 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+@tensorflow_backend_only("compares JAX (in a subprocess) with the TensorFlow session's eager decoding")
 def test_jax_backend_decodes_the_same_tokens_under_jit():
     environment = dict(os.environ, KERAS_BACKEND="jax")
     result = subprocess.run(
