@@ -25,12 +25,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_tasks.layers import LockedDropout, TiedEmbedding, decoding
+from keras_tasks.layers import decoding
 from keras_tasks.pipelines import lm_datasets
 from keras_tasks.pipelines import text as text_lib
 from keras_tasks.pipelines import tokenizers
 from keras_tasks.pipelines.batching import stream_batches
 from keras_tasks.pipelines.errors import ConfigError
+from keras_tasks.tasks import lm_models
 from keras_tasks.tasks.base import Task, register_task
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.metrics import Perplexity
@@ -192,65 +193,19 @@ class LanguageModelTask(Task):
 
     # === Model ===
 
-    def _layers(self, stateful):
+    def _model_options(self):
         model = self.config.model
-        vocabulary_size = self.vectorizer.vocabulary_size
-        embedding_dim = model.embedding_dim or model.hidden_dim
-        seeds = iter(range(1000 * self.config.train.seed, 1000 * self.config.train.seed + 1000))
-
-        def init(default):
-            # One initializer per weight: a Keras initializer called twice gives the same values for the same shape
-            # (an LSTM's kernel would equal its recurrent kernel, and one layer's weights the next one's).
-            if not model.init_scale:
-                return default
-            return keras.initializers.RandomUniform(-model.init_scale, model.init_scale, seed=next(seeds))
-
-        layers = {
-            # float32: the tied output computes logits in float32 under mixed precision.
-            "embedding": TiedEmbedding(
-                vocabulary_size, embedding_dim, embeddings_initializer=init("uniform"), name="embedding",
-                dtype="float32",
-            ),
-            "lstms": [
-                # Defaults (tanh/sigmoid, no recurrent dropout, unroll=False) keep the cuDNN kernel eligible.
-                keras.layers.LSTM(
-                    model.hidden_dim, return_sequences=True, return_state=not stateful, stateful=stateful,
-                    kernel_initializer=init("glorot_uniform"), recurrent_initializer=init("orthogonal"),
-                    name=f"lstm_{i}",
-                )
-                for i in range(model.num_layers)
-            ],
-            "projection": None,
-            "output": None,
+        return {
+            "hidden_dim": model.hidden_dim, "embedding_dim": model.embedding_dim, "num_layers": model.num_layers,
+            "tie_weights": model.tie_weights, "init_scale": model.init_scale, "seed": self.config.train.seed,
         }
-        if model.tie_weights:
-            if model.hidden_dim != embedding_dim:
-                layers["projection"] = keras.layers.Dense(embedding_dim, name="projection")
-        else:
-            layers["output"] = keras.layers.Dense(
-                vocabulary_size, kernel_initializer=init("glorot_uniform"), dtype="float32", name="logits"
-            )
-        return layers
-
-    def _logits(self, layers, x):
-        if layers["projection"] is not None:
-            x = layers["projection"](x)
-        if layers["output"] is None:
-            return layers["embedding"](x, reverse=True)
-        return layers["output"](x)
 
     def build_model(self):
         """The training graph: stateful LSTMs over fixed `batch_size` streams, logits for every position."""
-        dropout = self.config.model.dropout
-        layers = self._layers(stateful=True)
-
-        # === Functional Model ===
-        token_ids = keras.Input(batch_shape=(self.config.train.batch_size, None), dtype="int32", name="token_ids")
-        x = LockedDropout(dropout, name="embedding_dropout")(layers["embedding"](token_ids))
-        for i, lstm in enumerate(layers["lstms"]):
-            x = LockedDropout(dropout, name=f"dropout_{i}")(lstm(x))
-        logits = self._logits(layers, x)
-        return keras.Model(token_ids, logits, name="lstm_lm")
+        return lm_models.lstm_lm(
+            self.vectorizer.vocabulary_size, self.config.train.batch_size, dropout=self.config.model.dropout,
+            **self._model_options(),
+        )
 
     def compile_args(self, steps_per_epoch=None):
         metrics = [Perplexity("perplexity")]
@@ -281,16 +236,7 @@ class LanguageModelTask(Task):
         from keras_tasks.tasks.base import float32_policy
 
         with float32_policy():
-            layers = self._layers(stateful=False)
-            token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-            mask = ops.not_equal(token_ids, 0)
-            x = layers["embedding"](token_ids)
-            states = []
-            for lstm in layers["lstms"]:
-                x, h, c = lstm(x, mask=mask)
-                states += [h, c]
-            logits = self._logits(layers, x)
-            inference = keras.Model(token_ids, [logits, *states], name="lstm_lm_inference")
+            inference = lm_models.lstm_lm_inference(self.vectorizer.vocabulary_size, **self._model_options())
         for layer in inference.layers:
             if layer.trainable_weights:
                 trained = model.get_layer(layer.name)

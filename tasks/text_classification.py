@@ -12,14 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_tasks.layers import EMBEDDING_MODES, AttentionPooling, PretrainedEmbedding, TextCNNBlock
+from keras_tasks.layers import EMBEDDING_MODES
 from keras_tasks.pipelines import text as text_lib
 from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.text_datasets import load_text_splits
 from keras_tasks.tasks.base import Task, read_labels, register_task, write_labels
 from keras_tasks.tasks.config import DataConfig, TrainConfig
-
-MODELS = ("textcnn", "bilstm_attention")
+from keras_tasks.tasks.text_models import TEXT_MODELS as MODELS, text_classifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,43 +183,13 @@ class TextClassificationTask(Task):
     # === Model ===
 
     def build_model(self):
-        model_cfg = self.config.model
-        num_classes = len(self.labels)
-        weights = self.pretrained
-        embedding_dim = weights.shape[1] if weights is not None else model_cfg.embedding_dim
-
-        # === Layers ===
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        embedding = PretrainedEmbedding(
-            self.vectorizer.vocabulary_size,
-            embedding_dim,
-            mode=model_cfg.embedding_mode,
-            weights=weights,
-            name="embedding",
+        m = self.config.model
+        return text_classifier(
+            m.name, self.vectorizer.vocabulary_size, len(self.labels), embedding_dim=m.embedding_dim,
+            embedding_mode=m.embedding_mode, weights=self.pretrained, filter_sizes=m.filter_sizes,
+            num_filters=m.num_filters, hidden_dim=m.hidden_dim, num_layers=m.num_layers,
+            attention_dim=m.attention_dim, dropout=m.dropout, max_norm=m.max_norm,
         )
-        output_layer = keras.layers.Dense(
-            num_classes,
-            activation="softmax",
-            kernel_constraint=keras.constraints.MaxNorm(model_cfg.max_norm, axis=0) if model_cfg.max_norm else None,
-            dtype="float32",
-            name="probabilities",
-        )
-
-        # === Functional Model ===
-        x = embedding(token_ids)
-        if model_cfg.name == "textcnn":
-            x = TextCNNBlock(model_cfg.filter_sizes, model_cfg.num_filters, name="text_cnn")(x)
-        else:
-            x = keras.layers.Dropout(model_cfg.dropout, name="embedding_dropout")(x)
-            for i in range(model_cfg.num_layers):
-                # Defaults (tanh/sigmoid, no recurrent dropout, unroll=False) keep the cuDNN kernel eligible.
-                x = keras.layers.Bidirectional(
-                    keras.layers.LSTM(model_cfg.hidden_dim, return_sequences=True), name=f"bilstm_{i}"
-                )(x)
-            x, _ = AttentionPooling(model_cfg.attention_dim, name="attention")(x, return_attention_scores=True)
-        x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
-        outputs = output_layer(x)
-        return keras.Model(token_ids, outputs, name=model_cfg.name)
 
     def compile_args(self, steps_per_epoch=None):
         return {
