@@ -11,6 +11,7 @@ a user's own file or directory (`label<space>text` lines, TSV or CSV), or
 import csv
 import dataclasses
 import hashlib
+import logging
 import os
 import random
 import re
@@ -18,6 +19,8 @@ import tarfile
 
 from keras_tasks.pipelines.data_dir import DATA_ENV, default_data_dir
 from keras_tasks.pipelines.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 
@@ -51,23 +54,39 @@ def _decode_lines(path, encoding):
 
 
 def read_label_text_lines(path, encoding="utf-8"):
-    """`label<space>text` per line (MR `.all`, SST `stsa.*`, TREC `.all`)."""
-    texts, labels = [], []
+    """`label<space>text` per line (MR `.all`, SST `stsa.*`, TREC `.all`).
+
+    Published files hold a few lines with a label and no text (an empty sentence): they are valid data and kept
+    as empty texts, counted in one warning. A lone word that is not one of the file's labels is not
+    `label text` at all and stays an error naming the line.
+    """
+    texts, labels, label_only = [], [], []
     for number, line in _decode_lines(path, encoding):
         line = line.strip()
         if not line:
             continue
         label, _, text = line.partition(" ")
         if not text.strip():
-            raise DataError(
-                path,
-                f"expected 'label text' but found {line[:60]!r} (no text after the label)",
-                line=number,
-            )
+            label_only.append((number, len(texts)))
         texts.append(text.strip())
         labels.append(label)
-    if not texts:
+    if not any(texts):
         raise DataError(path, "no examples found", hint="expected one 'label text' example per line")
+    if label_only:
+        with_text = {label for label, text in zip(labels, texts) if text}
+        for number, position in label_only:
+            if labels[position] not in with_text:
+                raise DataError(
+                    path,
+                    f"expected 'label text' but found {labels[position][:60]!r}, which is no label of this file "
+                    f"(labels: {sorted(with_text)[:10]})",
+                    line=number,
+                    hint="put the label first, then a space, then the text",
+                )
+        logger.warning(
+            "%s: %d line(s) with a label and no text (first at line %d); kept as empty texts",
+            path, len(label_only), label_only[0][0],
+        )
     return texts, labels
 
 
@@ -279,12 +298,20 @@ def _imdb_path(data_dir, relative, split):
     return None
 
 
-def _missing(spec, data_dir, paths):
+def _missing(spec, data_dir, paths, download_error=None):
     listing = "\n".join(f"  {os.path.join(data_dir, p)}" for p in paths)
-    hint = f"put the files there, point --data-dir (or ${DATA_ENV}) at the folder that holds them"
-    if spec.downloads:
-        hint += ", or add --download to fetch them from the canonical source (checksum verified)"
-    return DataError(data_dir, f"dataset {spec.name!r} not found; expected:\n{listing}\n", hint=hint)
+    hint = f"put the files there, or point --data-dir (or ${DATA_ENV}) at the folder that holds them"
+    message = f"dataset {spec.name!r} not found; expected:\n{listing}\n"
+    if download_error:
+        message += f"and it could not be downloaded ({download_error})\n"
+        hint += "; with a network it is fetched by itself (checksum verified)"
+    elif spec.downloads:
+        hint += ", or drop --no-download to fetch them from the canonical source (checksum verified)"
+    return DataError(data_dir, message, hint=hint)
+
+
+class _DownloadFailed(Exception):
+    """No file could be fetched (no network, no such URL): the dataset is just missing."""
 
 
 def download(spec, data_dir):
@@ -318,7 +345,7 @@ def download(spec, data_dir):
                 )
             os.replace(tmp, target)
         except OSError as e:
-            raise DataError(url, f"download failed: {e}", hint=f"put the file at {target} by hand") from None
+            raise _DownloadFailed(f"{url}: {getattr(e, 'reason', None) or e}") from None
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -352,10 +379,14 @@ def read_named(spec, data_dir, split, encoding=None, allow_download=False):
         path = os.path.join(data_dir, relative)
         path = path if os.path.exists(path) else None
     if path is None:
+        failure = None
         if allow_download and spec.downloads:
-            download(spec, data_dir)
-            return read_named(spec, data_dir, split, encoding, allow_download=False)
-        raise _missing(spec, data_dir, sorted(set(spec.files.values())))
+            try:
+                download(spec, data_dir)
+                return read_named(spec, data_dir, split, encoding, allow_download=False)
+            except _DownloadFailed as e:
+                failure = str(e)
+        raise _missing(spec, data_dir, sorted(set(spec.files.values())), failure)
     encoding = encoding or spec.encoding
     if spec.reader == "label_text":
         texts, labels = read_label_text_lines(path, encoding)

@@ -72,7 +72,10 @@ def _add_common_train_flags(p, card):
     p.add_argument("--model", help="one of: " + ", ".join(card.models))
     p.add_argument("--dataset", help="one of: " + ", ".join(sorted(card.datasets())) + " (see `keras-tasks list`), or tfds:NAME")
     p.add_argument("--data-dir", help="folder holding the datasets (default: $KERAS_TASKS_DATA)")
-    p.add_argument("--download", action="store_true", default=None, help="download a missing named dataset")
+    p.add_argument(
+        "--download", action=argparse.BooleanOptionalAction, default=None,
+        help="fetch a missing named dataset into the data folder, checksum verified (default: yes)",
+    )
     p.add_argument("--max-examples", type=int, help="cap the training examples, for quick runs")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -291,8 +294,9 @@ def main(argv=None):
     from keras_tasks.scripts.quiet_stderr import filtered_stderr
     from keras_tasks.serving.client import ServingError
 
-    # TensorFlow's start-up lines (CUDA stubs on a CPU machine) are dropped; the first import prints them.
-    quiet = filtered_stderr() if "tensorflow" not in sys.modules else contextlib.nullcontext()
+    # TensorFlow's start-up lines (CUDA stubs on a CPU machine) are dropped, unless KERAS_TASKS_DEBUG is set.
+    noisy = "tensorflow" in sys.modules or os.environ.get("KERAS_TASKS_DEBUG")
+    quiet = contextlib.nullcontext() if noisy else filtered_stderr()
     # Only the project's user-facing errors become one line; anything else is a bug and keeps its traceback.
     with quiet:
         try:

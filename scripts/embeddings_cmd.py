@@ -49,7 +49,9 @@ def add_arguments(subparsers):
 
 
 def _add_vector_arguments(parser):
-    parser.add_argument("--vectors", required=True, help="a vector file (word2vec, GloVe, fastText or gensim)")
+    # --embeddings, as `keras-tasks train` calls the same file; --vectors kept as an alias.
+    parser.add_argument("--embeddings", "--vectors", dest="vectors", required=True,
+                        help="a vector file (word2vec, GloVe, fastText or gensim)")
     parser.add_argument("--format", default=None, choices=embeddings.FORMATS, help="default: detected")
     parser.add_argument("-k", type=int, default=10, help="how many words to show (default: 10)")
     parser.add_argument("--restrict-vocab", type=int, default=None,

@@ -95,7 +95,10 @@ CARDS = {
             flags=(
                 CLIFlag("--embeddings", "model.embeddings_path", "pretrained word vectors (word2vec, GloVe, fastText, KeyedVectors)"),
                 CLIFlag("--embeddings-format", "model.embeddings_format", "vector file format when it cannot be detected"),
-                CLIFlag("--embedding-mode", "model.embedding_mode", "rand | static | non-static | multichannel"),
+                CLIFlag(
+                    "--embedding-mode", "model.embedding_mode",
+                    "rand | static | non-static | multichannel (default: non-static with --embeddings, else rand)",
+                ),
             ),
             supports_folds=True,
             formatter="keras_tasks.tasks.formatting:classification",

@@ -18,7 +18,7 @@ class DataConfig:
     dataset: str = ""  # a registered dataset name, a path to the user's data, or tfds:NAME
     data_dir: typing.Optional[str] = None  # folder holding the datasets; default $KERAS_TASKS_DATA
     max_examples: typing.Optional[int] = None  # cap on training examples, for quick runs
-    download: bool = False  # fetch a missing named dataset from its canonical source (checksum verified)
+    download: bool = True  # fetch a missing named dataset from its canonical source (checksum verified); false: never
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_tasks.layers import EMBEDDING_MODES
 from keras_tasks.pipelines import text as text_lib
 from keras_tasks.pipelines.batching import batch_dataset
+from keras_tasks.pipelines.errors import ConfigError
 from keras_tasks.pipelines.text_datasets import load_text_splits
 from keras_tasks.tasks.base import Task, read_labels, register_task, write_labels
 from keras_tasks.tasks.config import DataConfig, TrainConfig
@@ -81,6 +82,11 @@ class TextClassificationTask(Task):
             raise ValueError(f"model.name must be one of {MODELS}, got {config.model.name!r}")
         if config.model.embedding_mode not in EMBEDDING_MODES:
             raise ValueError(f"model.embedding_mode must be one of {EMBEDDING_MODES}, got {config.model.embedding_mode!r}")
+        if config.model.embedding_mode == "rand" and config.model.embeddings_path:
+            raise ConfigError(
+                "--embedding-mode rand starts from random vectors, so --embeddings would be ignored: drop one, or "
+                "pick static, non-static (the default with --embeddings) or multichannel"
+            )
         self.vectorizer = None
         self.labels = None
         self.pretrained = None
@@ -96,6 +102,8 @@ class TextClassificationTask(Task):
             presets.update({"train.epochs": 4})  # 67k phrases: ten times the sentences
         elif model == "bilstm_attention":
             presets.update({"train.epochs": 6})
+        if draft.model.embeddings_path and draft.model.embedding_mode == "rand":
+            presets["model.embedding_mode"] = "non-static"  # vectors given: start from them, fine-tuned (Kim's non-static)
         return presets
 
     # === Data ===

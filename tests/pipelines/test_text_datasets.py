@@ -16,9 +16,19 @@ def test_label_text_lines(tmp_path):
     assert texts == ["a fine film", "a dull one", "lovely"] and labels == ["1", "0", "1"]
 
 
-def test_label_text_line_without_text_names_file_and_line(tmp_path):
-    path = write_lines(tmp_path / "d.txt", ["1 a fine film", "0"])
-    with pytest.raises(DataError, match=r"d\.txt:2: expected 'label text'"):
+def test_a_label_without_text_is_kept_as_an_empty_text_with_one_warning(tmp_path, caplog):
+    path = write_lines(tmp_path / "d.txt", ["1 a fine film", "0", "0 a dull one", "1 "])
+    with caplog.at_level("WARNING"):
+        texts, labels = td.read_label_text_lines(path)
+    assert texts == ["a fine film", "", "a dull one", ""] and labels == ["1", "0", "0", "1"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 line(s) with a label and no text (first at line 2); kept as empty texts"
+    ]
+
+
+def test_a_line_that_is_not_label_text_names_file_and_line(tmp_path):
+    path = write_lines(tmp_path / "d.txt", ["1 a fine film", "0 a dull one", "Sentence-without-a-label"])
+    with pytest.raises(DataError, match=r"d\.txt:3: expected 'label text' but found 'Sentence-without-a-label'"):
         td.read_label_text_lines(path)
 
 
@@ -152,7 +162,7 @@ def test_missing_named_dataset_says_which_files_to_put_where(tmp_path):
     with pytest.raises(DataError) as info:
         td.load_text_splits("trec", data_dir=str(tmp_path))
     message = str(info.value)
-    assert os.path.join(str(tmp_path), "trec", "TREC.train") in message and "--download" in message
+    assert os.path.join(str(tmp_path), "trec", "TREC.train") in message and "drop --no-download" in message
 
 
 def test_unknown_dataset_name(tmp_path):
@@ -195,8 +205,8 @@ def test_download_verifies_the_checksum(tmp_path, monkeypatch):
     )
     monkeypatch.setitem(td.DATASETS, "toy", spec)
     data = tmp_path / "data"
-    with pytest.raises(DataError, match="--download"):
-        td.load_text_splits("toy", data_dir=str(data))
+    with pytest.raises(DataError, match="drop --no-download"):
+        td.load_text_splits("toy", data_dir=str(data))  # the reader's default: read only what is there
     splits = td.load_text_splits("toy", data_dir=str(data), allow_download=True)
     assert sum(len(t) for t in splits.texts.values()) == 20
     assert (data / "toy" / "all.txt").read_bytes() == open(source, "rb").read()
@@ -215,7 +225,8 @@ def test_download_verifies_the_checksum(tmp_path, monkeypatch):
         downloads={"offline/deep/all.txt": (f"file://{tmp_path}/no-such-file", f"sha256:{digest}")},
     )
     monkeypatch.setitem(td.DATASETS, "toy_offline", offline)
-    with pytest.raises(DataError, match="download failed"):
+    with pytest.raises(DataError, match=r"dataset 'toy_offline' not found; expected:\n  .*offline/deep/all\.txt\n"
+                       r"and it could not be downloaded \(file://.*no-such-file: .*\)"):
         td.load_text_splits("toy_offline", data_dir=str(data), allow_download=True)
     assert sorted(os.listdir(data)) == ["toy"]
 

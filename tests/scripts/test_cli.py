@@ -50,8 +50,9 @@ def test_errors_are_one_clear_line(tmp_path, capsys, monkeypatch):
     bad = write_lines(tmp_path / "bad.txt", ["1 fine", "0"])
     code, _, err = run(capsys, "train", "text_classification", "--dataset", bad, "--run-dir", "r")
     assert code == 2 and "bad.txt:2: expected 'label text'" in err
-    code, _, err = run(capsys, "train", "text_classification", "--dataset", "trec", "--data-dir", str(tmp_path))
-    assert code == 2 and "TREC.train" in err and "--download" in err
+    code, _, err = run(capsys, "train", "text_classification", "--dataset", "trec", "--data-dir", str(tmp_path),
+                       "--no-download")
+    assert code == 2 and "TREC.train" in err and "drop --no-download" in err
     code, _, err = run(capsys, "train", "text_classification", "--set", "model.nope=1")
     assert code == 2 and "unknown config key 'model.nope'" in err
     with pytest.raises(SystemExit) as exit_info:  # argparse lists the tasks it knows

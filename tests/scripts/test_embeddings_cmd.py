@@ -35,7 +35,7 @@ def test_train_then_inspect(tmp_path, capsys):
 
 def test_analogy_and_errors(tmp_path, capsys):
     path = write_vectors(tmp_path / "v.txt")
-    assert run(["embeddings", "analogy", "king", "man", "woman", "--vectors", path, "-k", "1"]) == 0
+    assert run(["embeddings", "analogy", "king", "man", "woman", "--embeddings", path, "-k", "1"]) == 0
     assert capsys.readouterr().out.split()[-1] == "queen"
     assert run(["embeddings", "neighbors", "prince", "--vectors", path]) == 2
     assert "error: 'prince' has no vector" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from keras_tasks.tasks import base
-from keras_tasks.tasks.text_classification import TextClassificationConfig
+from keras_tasks.pipelines.errors import ConfigError
+from keras_tasks.tasks.text_classification import TextClassificationConfig, TextClassificationTask
 
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "film", "movie", "the", "a"]
 
@@ -124,3 +125,14 @@ def test_trec_one_epoch_with_glove_subset(tmp_path):
     assert any(v.shape == tuned.shape and np.array_equal(v.numpy(), tuned) for v in served.variables)
     outputs = served.signatures["serving_default"](text=tf.constant(questions))
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_vectors_without_a_mode_mean_non_static_and_explicit_rand_with_vectors_is_refused(tmp_path):
+    config = base.resolve_config("text_classification", {"model.embeddings_path": "vectors.txt"})
+    assert config.model.embedding_mode == "non-static"
+    assert base.resolve_config("text_classification").model.embedding_mode == "rand"
+    config = base.resolve_config(
+        "text_classification", {"model.embeddings_path": "vectors.txt", "model.embedding_mode": "rand"}
+    )
+    with pytest.raises(ConfigError, match="--embedding-mode rand starts from random vectors"):
+        TextClassificationTask(config)
