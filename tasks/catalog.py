@@ -83,6 +83,12 @@ def _lm_datasets():
     return dict(DATASETS, PATH="a text file or folder of your own (--set data.unit=word|char)")
 
 
+def _caption_datasets():
+    from keras_tasks.pipelines.captions import DATASETS
+
+    return dict(DATASETS, PATH="a COCO-style captions JSON file (--set data.image_dir=FOLDER of its images)")
+
+
 CARDS = {
     card.name: card
     for card in (
@@ -122,6 +128,18 @@ CARDS = {
                 CLIFlag("--size", "model.size", "small | medium | large (Zaremba et al. 2014) | char"),
             ),
             formatter="keras_tasks.tasks.formatting:language_model",
+        ),
+        TaskCard(
+            name="image_captioning",
+            module="keras_tasks.tasks.image_captioning",
+            summary="Image captioning: CNN regions + attention LSTM (Show, Attend and Tell), beam search in the export.",
+            models=("show_attend_tell",),
+            datasets=_caption_datasets,
+            flags=(
+                CLIFlag("--encoder", "model.encoder", "cnn | resnetN | mobilenet_v2 | efficientnet_b0"),
+                CLIFlag("--image-dir", "data.image_dir", "folder of the images (flickr8k, your captions JSON)"),
+            ),
+            formatter="keras_tasks.tasks.formatting:captioning",
         ),
     )
 }

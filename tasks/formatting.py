@@ -60,3 +60,20 @@ def language_model(inputs, outputs, options=None):
         else:
             lines.append(f"{float(outputs['log_likelihood'][i]):.4f}\t{float(outputs['perplexity'][i]):.2f}\t{item}")
     return lines
+
+
+def captioning(inputs, outputs, options=None):
+    """The caption of each image; with `attention_png=PATH` also a PNG of the attention over the image per word."""
+    png = (options or {}).get("attention_png")
+    lines = []
+    for i, item in enumerate(inputs):
+        line = as_text(outputs["caption"][i])
+        if png and "attention" in outputs:
+            from keras_tasks.tasks.attention_plot import numbered_path
+            from keras_tasks.tasks.image_attention_plot import plot_image_attention
+
+            path = plot_image_attention(numbered_path(str(png), i, len(inputs)), item, outputs["attention"][i],
+                                        outputs["words"][i])
+            line += f"\t[attention maps: {path}]"
+        lines.append(f"{line}\t{item}" if isinstance(item, str) else line)
+    return lines
