@@ -10,13 +10,13 @@ a user's own file or directory (`label<space>text` lines, TSV or CSV), or
 
 import csv
 import dataclasses
-import hashlib
 import logging
 import os
 import random
 import re
 import tarfile
 
+from keras_tasks.pipelines import downloads
 from keras_tasks.pipelines.data_dir import DATA_ENV, default_data_dir
 from keras_tasks.pipelines.errors import DataError
 
@@ -310,66 +310,6 @@ def _missing(spec, data_dir, paths, download_error=None):
     return DataError(data_dir, message, hint=hint)
 
 
-class _DownloadFailed(Exception):
-    """No file could be fetched (no network, no such URL): the dataset is just missing."""
-
-
-def download(spec, data_dir):
-    """Fetch a named dataset's files into `data_dir`, verifying each checksum.
-
-    Each file is written to a temporary name and renamed only once its checksum
-    matches, so an interrupted or corrupted download never looks like data.
-    """
-    import urllib.request
-
-    for relative, (url, checksum) in spec.downloads.items():
-        target = os.path.join(data_dir, relative)
-        if os.path.exists(target):
-            continue
-        algorithm, _, expected = checksum.partition(":")
-        created = _missing_folders(os.path.dirname(target))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.part"
-        print(f"downloading {url} -> {target}")
-        try:
-            urllib.request.urlretrieve(url, tmp)
-            digest = hashlib.new(algorithm)
-            with open(tmp, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            if digest.hexdigest() != expected:
-                raise DataError(
-                    url,
-                    f"checksum mismatch: {algorithm} {digest.hexdigest()}, expected {expected}",
-                    hint="the download is corrupt or the source changed; nothing was kept",
-                )
-            os.replace(tmp, target)
-        except OSError as e:
-            raise _DownloadFailed(f"{url}: {getattr(e, 'reason', None) or e}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            if not os.path.exists(target):  # failed: take away the folders made for it, if still empty
-                for folder in created:
-                    try:
-                        os.rmdir(folder)
-                    except OSError:
-                        break
-
-
-def _missing_folders(folder):
-    """The folders `os.makedirs(folder)` would create, deepest first."""
-    missing = []
-    folder = os.path.abspath(folder)
-    while not os.path.exists(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    return missing
-
-
 def read_named(spec, data_dir, split, encoding=None, allow_download=False):
     """Read one split of a named dataset; labels mapped to the dataset's label names."""
     relative = spec.files[split]
@@ -382,9 +322,9 @@ def read_named(spec, data_dir, split, encoding=None, allow_download=False):
         failure = None
         if allow_download and spec.downloads:
             try:
-                download(spec, data_dir)
+                downloads.fetch(spec.downloads, data_dir)
                 return read_named(spec, data_dir, split, encoding, allow_download=False)
-            except _DownloadFailed as e:
+            except downloads.DownloadFailed as e:
                 failure = str(e)
         raise _missing(spec, data_dir, sorted(set(spec.files.values())), failure)
     encoding = encoding or spec.encoding

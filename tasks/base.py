@@ -36,6 +36,8 @@ import time
 
 import keras
 
+from keras_tasks.pipelines import downloads
+from keras_tasks.pipelines.data_dir import default_data_dir
 from keras_tasks.pipelines.errors import ConfigError, RunDirError, UnknownKeyError
 from keras_tasks.tasks import catalog
 from keras_tasks.tasks import config as config_lib
@@ -531,7 +533,7 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
     mode = task.monitor_mode(train_cfg.monitor)
     keras.utils.set_random_seed(train_cfg.seed)
     _setup_precision(train_cfg)
-    splits = task.load_data()
+    splits = _load_data(task)
     assets_dir = os.path.join(run_dir, "assets")
     if os.path.exists(os.path.join(assets_dir, "COMPLETE")):
         task.restore(assets_dir)  # resuming: the vocabulary must be the one the weights were trained with
@@ -659,6 +661,14 @@ def _fit(task, splits, run_dir, mode, extra_callbacks, log=print):
     return model, training
 
 
+def _load_data(task):
+    """The task's splits, after fetching a missing named dataset (`data.download`, checksum verified)."""
+    data = task.config.data
+    if data.download and data.dataset:
+        downloads.prepare(data.dataset, data.data_dir or default_data_dir())
+    return task.load_data()
+
+
 def _history_totals(history_path):
     """(finished epochs, sum of their `epoch_seconds`) over every attempt logged in history.csv."""
     if not os.path.exists(history_path):
@@ -721,7 +731,7 @@ def evaluate(run_dir):
     _setup_precision(task.config.train)
     task.restore(os.path.join(run_dir, "assets"))
     model = load_trained_model(run_dir)
-    splits = task.load_data()
+    splits = _load_data(task)
     metrics_path = os.path.join(run_dir, "metrics.json")
     metrics = {}
     if os.path.exists(metrics_path):
