@@ -151,6 +151,8 @@ def write_outputs(results, timing, info, md_path, json_path):
             f"{row['test_recall']:.2f} | **{row['test_f1']:.2f}** | {per.get('PER', 0):.2f} | {per.get('LOC', 0):.2f} | "
             f"{per.get('ORG', 0):.2f} | {per.get('MISC', 0):.2f} | {row['validation_f1']:.2f} | ≥ {row['target']:.0f} | {met} |"
         )
+    if not results:
+        lines.append("| (no training row measured yet: run the script without `--timing-only`) |||||||||||||")
     lines += ["", "Epoch wall times (seconds, first epoch includes tracing):", ""]
     for row in results.values():
         lines.append(f"- {row['row']}: {row['epoch_seconds']} (total {row['train_seconds']} s)")
