@@ -3,6 +3,10 @@
 #
 #   bash scripts/run_tests.sh [pytest arguments]
 #
+# Runs the whole suite with TensorFlow, then the backend-agnostic tests (every layer and every task's model
+# builder: JAX_TESTS below) again with KERAS_BACKEND=jax, so a tf.* call in a model fails. Given test paths, it
+# runs just those, with TensorFlow. Fails when either run fails.
+#
 # Installs, when missing: Debian's chromium + chromium-driver (the demo page's browser tests), and this checkout with
 # its test extra (`pip install -e ".[test]"`), again whenever setup.cfg changes. Later runs need neither root nor a
 # network. Datasets are read from $KERAS_TASKS_DATA (default: ../shared/data beside the checkout).
@@ -32,7 +36,7 @@ fi
 stamp="build/test-install.stamp"
 want="$("$PYTHON" -c 'import sys; print(sys.executable)') $(sha1sum setup.cfg | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$PYTHON" - <<'PY' 2>/dev/null
-import os, keras_tasks, pytest, selenium, tensorflow_text  # noqa: E401
+import os, jax, keras_tasks, pytest, selenium, tensorflow_text  # noqa: E401
 assert os.path.samefile(os.path.dirname(keras_tasks.__file__), ".")
 PY
 then
@@ -44,4 +48,16 @@ then
   fi
   mkdir -p build && echo "$want" > "$stamp"
 fi
-exec "$PYTHON" -m pytest -q "$@"
+
+JAX_TESTS=(tests/layers tests/tasks/test_model_builders.py)
+for arg in "$@"; do
+  if [[ "$arg" != -* && -e "${arg%%::*}" ]]; then
+    exec "$PYTHON" -m pytest -q "$@"
+  fi
+done
+status=0
+"$PYTHON" -m pytest -q "$@" || status=$?
+echo "run_tests.sh: the layers and model builders again under JAX: KERAS_BACKEND=jax pytest ${JAX_TESTS[*]}" >&2
+# Exit status 5 (nothing selected, e.g. with -m large) is not a failure of the JAX run.
+KERAS_BACKEND=jax "$PYTHON" -m pytest -q "$@" "${JAX_TESTS[@]}" || { rc=$?; [ "$rc" -eq 5 ] || status=$rc; }
+exit "$status"

@@ -25,13 +25,14 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_tasks.layers import CRF, EMBEDDING_MODES, CharacterEncoder, CRFLoss, PretrainedEmbedding, crf_decode
+from keras_tasks.layers import EMBEDDING_MODES, CRFLoss, crf_decode
 from keras_tasks.pipelines import conll, tagging
 from keras_tasks.pipelines import text as text_lib
 from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.errors import ConfigError
 from keras_tasks.tasks.base import Task, read_labels, register_task, write_labels
 from keras_tasks.tasks.config import DataConfig, TrainConfig
+from keras_tasks.tasks.tagging_models import sequence_tagger
 
 MODELS = ("bilstm", "bilstm_crf")
 CHARACTER_ENCODERS = ("cnn", "lstm", "none")
@@ -239,56 +240,16 @@ class SequenceTaggingTask(Task):
     # === Model ===
 
     def build_model(self):
-        model_cfg = self.config.model
-        num_tags = len(self.tags)
-        weights = self.pretrained
-        embedding_dim = weights.shape[1] if weights is not None else model_cfg.embedding_dim
-
-        # === Layers ===
-        inputs = {"token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids")}
-        if model_cfg.char_encoder != "none":
-            inputs["char_ids"] = keras.Input(shape=(None, None), dtype="int32", name="char_ids")
-        if model_cfg.casing_dim:
-            inputs["casing_ids"] = keras.Input(shape=(None,), dtype="int32", name="casing_ids")
-        embedding = PretrainedEmbedding(
-            self.featurizer.vocabulary_size, embedding_dim, mode=model_cfg.embedding_mode, weights=weights, name="embedding"
+        m = self.config.model
+        allowed = conll.allowed_transitions(self.tags, self.config.data.tag_scheme) if m.constrained else None
+        return sequence_tagger(
+            m.name, self.featurizer.vocabulary_size, len(self.tags), characters_size=self.featurizer.characters_size,
+            casing_size=len(tagging.CASINGS) + 2, embedding_dim=m.embedding_dim, embedding_mode=m.embedding_mode,
+            weights=self.pretrained, char_encoder=m.char_encoder, char_embedding_dim=m.char_embedding_dim,
+            num_filters=m.num_filters, kernel_size=m.kernel_size, char_hidden_dim=m.char_hidden_dim,
+            casing_dim=m.casing_dim, hidden_dim=m.hidden_dim, num_layers=m.num_layers, dropout=m.dropout,
+            allowed=allowed,
         )
-
-        # === Functional Model ===
-        features = [embedding(inputs["token_ids"])]
-        if "char_ids" in inputs:
-            features.append(
-                CharacterEncoder(
-                    self.featurizer.characters_size,
-                    model_cfg.char_embedding_dim,
-                    encoder=model_cfg.char_encoder,
-                    filters=model_cfg.num_filters,
-                    kernel_size=model_cfg.kernel_size,
-                    hidden_dim=model_cfg.char_hidden_dim,
-                    dropout=model_cfg.dropout,
-                    name="characters",
-                )(inputs["char_ids"])
-            )
-        if "casing_ids" in inputs:
-            features.append(
-                keras.layers.Embedding(len(tagging.CASINGS) + 2, model_cfg.casing_dim, name="casing")(inputs["casing_ids"])
-            )
-        x = keras.layers.Concatenate(name="features")(features) if len(features) > 1 else features[0]
-        x = keras.layers.Dropout(model_cfg.dropout, name="features_dropout")(x)
-        for i in range(model_cfg.num_layers):
-            # Defaults (tanh/sigmoid, no recurrent dropout, unroll=False) and right padding keep cuDNN eligible.
-            x = keras.layers.Bidirectional(
-                keras.layers.LSTM(model_cfg.hidden_dim, return_sequences=True), name=f"bilstm_{i}"
-            )(x)
-        x = keras.layers.Dropout(model_cfg.dropout, name="dropout")(x)
-        if model_cfg.name == "bilstm":
-            outputs = keras.layers.Dense(num_tags, activation="softmax", dtype="float32", name="tag_probabilities")(x)
-        else:
-            emissions = keras.layers.Dense(num_tags, dtype="float32", name="emissions")(x)
-            allowed = conll.allowed_transitions(self.tags, self.config.data.tag_scheme) if model_cfg.constrained else None
-            outputs = CRF(num_tags, allowed=allowed, dtype="float32", name="crf")(emissions)
-        # Keras hands the token mask (from the word embedding) to the CRF; the loss reads padding from the -1 tags.
-        return keras.Model(inputs, outputs, name=model_cfg.name)
 
     def compile_args(self, steps_per_epoch=None):
         if self.config.model.name == "bilstm":
