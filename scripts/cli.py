@@ -130,6 +130,9 @@ def _print_metrics(metrics, title=None):
         parts = [f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if parts:
             print(f"{split}{f' ({title})' if title else ''}: " + ", ".join(parts))
+    for key, value in metrics.items():  # e.g. sacreBLEU's signature strings, which say how BLEU was computed
+        if key.endswith("_signature") and isinstance(value, str):
+            print(f"{key}: {value}")
 
 
 def _configure_evaluate(p):

@@ -83,6 +83,12 @@ def _lm_datasets():
     return dict(DATASETS, PATH="a text file or folder of your own (--set data.unit=word|char)")
 
 
+def _translation_datasets():
+    from keras_tasks.pipelines.parallel import DATASETS
+
+    return dict(DATASETS, PATH="a folder of train.SRC/train.TGT files, a TSV of pairs (Anki/Tatoeba), or SRC_FILE,TGT_FILE")
+
+
 def _caption_datasets():
     from keras_tasks.pipelines.captions import DATASETS
 
@@ -128,6 +134,19 @@ CARDS = {
                 CLIFlag("--size", "model.size", "small | medium | large (Zaremba et al. 2014) | char"),
             ),
             formatter="keras_tasks.tasks.formatting:language_model",
+        ),
+        TaskCard(
+            name="translation",
+            module="keras_tasks.tasks.translation",
+            summary="Sentence translation: attention seq2seq (Bahdanau/Luong), SentencePiece and beam search in the export.",
+            models=("seq2seq_attention",),
+            datasets=_translation_datasets,
+            flags=(
+                CLIFlag("--source", "data.source", "source language (Multi30k: en, de, fr, cs)"),
+                CLIFlag("--target", "data.target", "target language"),
+                CLIFlag("--attention", "model.attention", "bahdanau | luong"),
+            ),
+            formatter="keras_tasks.tasks.formatting:translation",
         ),
         TaskCard(
             name="image_captioning",

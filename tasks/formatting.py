@@ -77,3 +77,19 @@ def captioning(inputs, outputs, options=None):
             line += f"\t[attention maps: {path}]"
         lines.append(f"{line}\t{item}" if isinstance(item, str) else line)
     return lines
+
+
+def translation(inputs, outputs, options=None):
+    """The translation of each input; with `attention_png=PATH` also its attention heat map as a PNG."""
+    png = (options or {}).get("attention_png")
+    lines = []
+    for i, _ in enumerate(inputs):
+        line = as_text(outputs["translation"][i])
+        if png and "attention" in outputs:
+            from keras_tasks.tasks.attention_plot import numbered_path, plot_attention
+
+            path = plot_attention(numbered_path(str(png), i, len(inputs)), outputs["attention"][i],
+                                  outputs["source_tokens"][i], outputs["target_tokens"][i])
+            line += f"\t[attention heat map: {path}]"
+        lines.append(line)
+    return lines

@@ -1,0 +1,147 @@
+"""Translation benchmark: Multi30k de->en sacreBLEU (greedy and beam) and the exported endpoint's speed on CPU.
+
+    python -m keras_tasks.scripts.benchmark_translation --data-dir $KERAS_TASKS_DATA --out runs/benchmark_translation \
+        --minutes 28 --set model.attention=luong model.decoder_dim=256 model.hidden_dim=128
+
+Stages (results are kept in benchmarks/results/translation.json as soon as they are measured, and
+docs/benchmarks_translation.md is rendered from that file):
+
+- `multi30k_de_en`: `base.train` on Multi30k task 1 de->en (SentencePiece trained on the training split),
+  stopped after `--minutes` of training if it has not finished its epochs; sacreBLEU BLEU and chrF on
+  test_2016_flickr with greedy search and beam search (beam 5, GNMT alpha 0.6), with sacreBLEU's signatures.
+- `endpoint_speed`: sentences per second of the exported `translate` signature, greedy (beam 1) and beam 5,
+  at batch 1 and batch 32, on test_2016_flickr sources.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from keras_tasks.scripts.benchmark_language_model import TimeBudget, machine
+
+RESULTS = os.path.join("benchmarks", "results", "translation.json")
+DOC = os.path.join("docs", "benchmarks_translation.md")
+# Goals from the issue: an attention GRU reaches 28.3 BLEU on Multi30k de->en test2016 in a widely used tutorial
+# series (token-level, lower-cased BLEU, not sacreBLEU).
+TARGETS = {"bleu": 28.3, "bleu_beam": 30.0}
+
+
+def load_results():
+    if os.path.exists(RESULTS):
+        with open(RESULTS, encoding="utf-8") as f:
+            return json.load(f)
+    return {"rows": {}}
+
+
+def save(results):
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+        f.write("\n")
+    with open(DOC, "w", encoding="utf-8") as f:
+        f.write(render(results))
+
+
+def render(results):
+    rows = results["rows"]
+    lines = ["# Translation benchmark", "", "Written by `scripts/benchmark_translation.py` from "
+             "`benchmarks/results/translation.json`; every figure was measured on the machine named with it.", ""]
+    quality = rows.get("multi30k_de_en")
+    if quality:
+        test = quality["metrics"]["test"]
+        lines += [
+            "## Multi30k de→en, test_2016_flickr (sacreBLEU, detokenised, cased)", "",
+            f"Machine: {quality['machine']}. Command: `{quality['command']}`.", "",
+            f"Training: {quality['metrics']['training'].get('epochs_run')} epoch(s) in "
+            f"{quality['metrics']['training'].get('train_seconds')} s (budget {quality['minutes']} min); "
+            f"config overrides {quality['overrides']}.", "",
+            "| decoding | BLEU | chrF | target | met |", "|---|---|---|---|---|",
+            f"| greedy | {test['bleu']:.2f} | {test['chrf']:.2f} | ≥ {TARGETS['bleu']} | "
+            f"{'yes' if test['bleu'] >= TARGETS['bleu'] else 'no'} |",
+            f"| beam 5, α 0.6 | {test['bleu_beam']:.2f} | {test['chrf_beam']:.2f} | ≥ {TARGETS['bleu_beam']} | "
+            f"{'yes' if test['bleu_beam'] >= TARGETS['bleu_beam'] else 'no'} |", "",
+            f"BLEU signature: `{quality['metrics'].get('bleu_signature')}`; chrF signature: "
+            f"`{quality['metrics'].get('chrf_signature')}`.", "",
+            f"Validation (greedy): BLEU {quality['metrics']['validation'].get('bleu', float('nan')):.2f}, "
+            f"chrF {quality['metrics']['validation'].get('chrf', float('nan')):.2f}.", "",
+        ]
+        if quality.get("note"):
+            lines += [quality["note"], ""]
+    speed = rows.get("endpoint_speed")
+    if speed:
+        lines += ["## Exported `translate` endpoint on CPU (sentences per second)", "",
+                  f"Machine: {speed['machine']}; {speed['sentences']} test_2016_flickr sources per setting, "
+                  "after one warm-up call.", "", "| decoding | batch 1 | batch 32 |", "|---|---|---|"]
+        for name in ("greedy", "beam5"):
+            lines.append(f"| {name} | {speed[name]['1']:.1f} | {speed[name]['32']:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def train(args, results):
+    from keras_tasks.tasks import base
+
+    flags = {"data.dataset": "multi30k", "data.data_dir": args.data_dir, "data.source": "de", "data.target": "en"}
+    config = base.resolve_config("translation", flags, overrides=args.set)
+    run_dir = os.path.join(args.out, "multi30k_de_en")
+    metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
+    results["rows"]["multi30k_de_en"] = {
+        "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
+        "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
+            ["--minutes", str(args.minutes)] + (["--set", *args.set] if args.set else [])),
+    }
+    save(results)
+    return run_dir
+
+
+def speed(args, results, run_dir):
+    import tensorflow as tf
+
+    from keras_tasks.pipelines import parallel
+    from keras_tasks.tasks import base, predict
+
+    path = base.export(run_dir, "de_en", base_dir=os.path.join(args.out, "saved_models"))
+    translate = predict.load(path).signatures["translate"]
+    sources = parallel.load_parallel("multi30k", "de", "en", data_dir=args.data_dir).sources("test")[: args.sentences]
+    row = {"machine": machine(), "sentences": len(sources)}
+    for name, beam in (("greedy", 1), ("beam5", 5)):
+        row[name] = {}
+        for batch in (1, 32):
+            def call(texts):
+                n = len(texts)
+                return translate(text=tf.constant(texts), beam_size=tf.constant([beam] * n),
+                                 length_penalty=tf.constant([0.6] * n, tf.float32), max_length=tf.constant([100] * n))
+
+            call(sources[:batch])
+            start = time.perf_counter()
+            for i in range(0, len(sources), batch):
+                call(sources[i:i + batch])
+            row[name][str(batch)] = round(len(sources) / (time.perf_counter() - start), 2)
+            print(name, batch, row[name][str(batch)], flush=True)
+    results["rows"]["endpoint_speed"] = row
+    save(results)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=os.environ.get("KERAS_TASKS_DATA"))
+    parser.add_argument("--out", default=os.path.join("runs", "benchmark_translation"))
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget (wall clock)")
+    parser.add_argument("--sentences", type=int, default=256, help="sources timed per speed setting")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. model.attention=luong")
+    parser.add_argument("--only", choices=("train", "speed"), help="one stage (speed: of an existing run)")
+    args = parser.parse_args(argv)
+    results = load_results()
+    run_dir = os.path.join(args.out, "multi30k_de_en")
+    if args.only != "speed":
+        run_dir = train(args, results)
+    if args.only != "train":
+        speed(args, results, run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
