@@ -186,3 +186,18 @@ def test_bilstm_attention_learns_mr():
     with tempfile.TemporaryDirectory() as run_dir:
         metrics = base.train("text_classification", config, run_dir, log=lambda *_: None)
     assert metrics["test"]["accuracy"] >= 0.65  # balanced classes: chance is 0.5
+
+
+def test_bucket_boundaries_batch_texts_of_similar_length(tiny_dataset, tmp_path):
+    # Texts of 3 to 8 tokens; buckets [.., 5) and [5, ..): a batch never mixes the two.
+    task = TextClassificationTask(tiny_config(tiny_dataset, "bilstm_attention", **{"data.bucket_boundaries": [5]}))
+    splits = task.load_data()
+    task.adapt(splits, str(tmp_path))
+    task.restore(str(tmp_path))
+    seen = 0
+    for ids, labels in task.make_dataset(splits, "train", training=True):
+        lengths = (ids.numpy() != 0).sum(axis=1)
+        assert np.all(lengths < 5) or np.all(lengths >= 5), lengths
+        assert ids.shape[1] == lengths.max()  # padded to the batch's own longest text
+        seen += len(labels)
+    assert seen == task.num_examples(splits, "train")
