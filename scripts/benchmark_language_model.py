@@ -20,14 +20,16 @@ docs/benchmarks_language_model.md is rendered from that file):
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
+from keras_tasks.scripts.benchmark_rows import RowsFile
+
 RESULTS = os.path.join("benchmarks", "results", "language_model.json")
 DOC = os.path.join("docs", "benchmarks_language_model.md")
+ROWS = RowsFile(RESULTS, lambda results: render(results))
 
 
 class TimeBudget:
@@ -47,27 +49,12 @@ class TimeBudget:
         return _Budget()
 
 
-def machine():
-    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
-
-
 def load_results():
-    if os.path.exists(RESULTS):
-        with open(RESULTS, encoding="utf-8") as f:
-            return json.load(f)
-    return {"rows": {}}
+    return ROWS.load()
 
 
 def save_row(name, row):
-    results = load_results()
-    results["rows"][name] = {**row, "machine": machine(), "measured": time.strftime("%Y-%m-%d %H:%M")}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(tmp, RESULTS)
-    render(results)
-    print(f"[{name}] {json.dumps(row)}", flush=True)
+    ROWS.save_row(name, row)
 
 
 def render(results):
@@ -115,6 +102,7 @@ def render(results):
     os.makedirs(os.path.dirname(DOC), exist_ok=True)
     with open(DOC, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
+
 
 
 # === keras-io's character-level example, adapted to a given training text ===

@@ -411,8 +411,9 @@ class ImageCaptioningTask(Task):
         return self._decoders[key]
 
     def ids_to_caption(self, ids):
+        """The words before the end token, at most `model.max_caption_length` of them (as the export cuts)."""
         words = []
-        for i in ids:
+        for i in ids[: self.config.model.max_caption_length]:
             if i in (END_ID, PAD_ID):
                 break
             words.append(self.words[i])
