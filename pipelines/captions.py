@@ -31,7 +31,7 @@ FLICKR8K_SPLITS = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8
                    "test": "Flickr_8k.testImages.txt"}
 FLICKR8K_IMAGES_HINT = (
     "the Flickr8k JPEG images are not part of the text release: download Flickr8k_Dataset.zip (about 1 GB; "
-    "its Flicker8k_Dataset/ folder holds 8,091 files such as 1000268201_693b08cb0e.jpg) and pass "
+    "its Flicker8k_Dataset/ folder holds the JPEGs, e.g. 1000268201_693b08cb0e.jpg) and pass "
     "--set data.image_dir=PATH/TO/Flicker8k_Dataset"
 )
 DATASETS = {

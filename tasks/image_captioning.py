@@ -1,11 +1,11 @@
 """Image captioning: Show, Attend and Tell (Xu et al. 2015), with decoding, resizing and beam search in the export.
 
     keras-tasks train image_captioning --model show_attend_tell --dataset coco_captions_mini
-    keras-tasks train image_captioning --dataset flickr8k --set data.image_dir=PATH/TO/Flicker8k_Dataset \\
-        model.encoder=mobilenet_v2 model.encoder_weights=imagenet model.cache_features=true
+    keras-tasks train image_captioning --dataset flickr8k --image-dir PATH/TO/Flicker8k_Dataset \\
+        --encoder mobilenet_v2 --set model.encoder_weights=imagenet --set model.cache_features=true
     keras-tasks train image_captioning --dataset captions.json --set data.image_dir=PATH/TO/IMAGES
     keras-tasks export --run-dir DIR --name captioner
-    keras-tasks predict --model saved_models/captioner photo.jpg [--set beam_size=1 attention_png=a.png]
+    keras-tasks predict --model saved_models/captioner photo.jpg [--set beam_size=1 --set attention_png=a.png]
 
 The encoder is a CNN of the project's vision models (`cnn`, `resnetN`) or a `keras.applications` backbone
 (`mobilenet_v2`, `efficientnet_b0`; ImageNet weights with `model.encoder_weights=imagenet`); its last
@@ -136,6 +136,8 @@ class DoublyStochasticAttention(keras.losses.Loss):
 def build_encoder(model_config, image_shape):
     """A `keras.Model` named `encoder`: pixels 0..255 `(height, width, 3)` to regions `(grid_h * grid_w, channels)`."""
     name = model_config.encoder
+    if model_config.encoder_weights and name not in APPLICATIONS:
+        raise ConfigError(f"model.encoder_weights applies to {', '.join(APPLICATIONS)}; {name} starts from random weights")
     if name == "cnn":
         classifier = small_cnn(image_shape, 1, "", filters=tuple(model_config.encoder_filters), dropout=0.0)
         image, features = classifier.input, classifier.get_layer("flatten").input
@@ -154,8 +156,6 @@ def build_encoder(model_config, image_shape):
         raise ConfigError(
             f"model.encoder must be cnn, resnetN (e.g. resnet20), {' or '.join(APPLICATIONS)}, got {name!r}"
         )
-    if model_config.encoder_weights and name not in APPLICATIONS:
-        raise ConfigError(f"model.encoder_weights applies to {', '.join(APPLICATIONS)}; {name} starts from random weights")
     height, width, channels = features.shape[1:]
     grid = model_config.grid_size
     if height > grid or width > grid:
@@ -180,6 +180,9 @@ class ImageCaptioningTask(Task):
         model = config.model
         if model.name != "show_attend_tell":
             raise ConfigError(f"model.name must be show_attend_tell, got {model.name!r}")
+        if model.encoder != "cnn" and model.encoder not in APPLICATIONS and not RESNET_RE.match(model.encoder):
+            raise ConfigError(f"model.encoder must be cnn, resnetN (e.g. resnet20), {' or '.join(APPLICATIONS)}, "
+                              f"got {model.encoder!r}")
         if len(config.data.image_size) != 2:
             raise ConfigError(f"data.image_size must be (height, width), got {config.data.image_size!r}")
         self.words = None
