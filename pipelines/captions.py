@@ -24,7 +24,6 @@ import typing
 
 from keras_tasks.pipelines.data_dir import default_data_dir
 from keras_tasks.pipelines.errors import ConfigError, DataError
-from keras_tasks.pipelines.image_decoding import check_image_file
 
 FLICKR8K_TOKENS = "Flickr8k.token.txt"
 FLICKR8K_SPLITS = {"train": "Flickr_8k.trainImages.txt", "validation": "Flickr_8k.devImages.txt",
@@ -152,6 +151,8 @@ def read_flickr8k(folder, image_dir):
 
 def check_images(paths, image_dir, what, hint=None):
     """Raises DataError naming the first missing image files (and how many are missing) or a broken one."""
+    from keras_tasks.pipelines.image_decoding import check_image_file  # TensorFlow: not at import (the CLI lists DATASETS)
+
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         names = ", ".join(os.path.basename(p) for p in missing[:3])
