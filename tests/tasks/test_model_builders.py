@@ -23,6 +23,7 @@ from keras_tasks.tasks import base
 from keras_tasks.tasks.lm_models import lstm_lm, lstm_lm_inference
 from keras_tasks.tasks.tagging_models import sequence_tagger
 from keras_tasks.tasks.text_models import text_classifier
+from keras_tasks.tasks.translation_models import seq2seq_attention
 from keras_tasks.tasks.vision_models import build_image_model
 
 BATCH, LENGTH, VOCABULARY, CLASSES = 2, 5, 11, 3
@@ -105,6 +106,17 @@ MODEL_CASES = [
         tagger_inputs, tags, {"model.name": "bilstm"},
     ),
     ModelCase(
+        "translation", "seq2seq_bahdanau_gru",
+        lambda: seq2seq_attention(VOCABULARY, VOCABULARY, embedding_dim=4, hidden_dim=3, decoder_dim=4, attention_dim=3),
+        lambda: {"source_ids": TOKEN_IDS, "target_ids": TOKEN_IDS}, next_tokens, {"train.label_smoothing": 0.1},
+    ),
+    ModelCase(
+        "translation", "seq2seq_luong_lstm_input_feeding",
+        lambda: seq2seq_attention(VOCABULARY, VOCABULARY, embedding_dim=4, hidden_dim=2, decoder_dim=4,
+                                  attention="luong", score="dot", rnn="lstm", input_feeding=True),
+        lambda: {"source_ids": TOKEN_IDS, "target_ids": TOKEN_IDS}, next_tokens, {"train.label_smoothing": 0.1},
+    ),
+    ModelCase(
         "image_classification", "lenet5",
         lambda: build_image_model("lenet5", (28, 28, 1), CLASSES, augmentation="shift:2"),
         pixels((28, 28, 1)), one_hot_labels, {"model.name": "lenet5"},
@@ -151,10 +163,17 @@ def test_every_task_has_a_model_case():
 
 def test_layers_and_model_builders_import_without_tensorflow():
     # What a GPU machine with JAX and no TensorFlow imports (scripts/benchmark_gpu.py).
+    # A finder that refuses tensorflow, as a machine without it does (sys.modules['tensorflow'] = None would
+    # make Keras believe TensorFlow is loaded).
     code = (
-        "import sys; sys.modules['tensorflow'] = None\n"
+        "import importlib.abc, sys\n"
+        "class NoTensorFlow(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
         "import keras_tasks.layers, keras_tasks.tasks.text_models, keras_tasks.tasks.lm_models, "
-        "keras_tasks.tasks.tagging_models, keras_tasks.tasks.vision_models\n"
+        "keras_tasks.tasks.tagging_models, keras_tasks.tasks.vision_models, keras_tasks.tasks.translation_models\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=dict(os.environ, KERAS_BACKEND="jax"), capture_output=True, text=True,
