@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from keras_tasks.pipelines.errors import ConfigError, RunDirError
+from keras_tasks.pipelines.errors import ConfigError, DataError, RunDirError
 
 
 def resolve_version_dir(path):
@@ -82,8 +82,12 @@ def build_inputs(specs, inputs, options, where="--set", defaults=None):
             if isinstance(item, bytes):
                 values.append(item)
                 continue
-            with open(item, "rb") as f:
-                values.append(f.read())
+            try:
+                with open(item, "rb") as f:
+                    values.append(f.read())
+            except OSError as e:
+                raise DataError(item, f"cannot read the file ({e.strerror})",
+                                hint=f"the signature's {main} input takes file paths") from None
     else:
         values = list(inputs)
     columns = {main: values}

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from test_case import data_dir, run_task_test
 
+from keras_tasks.pipelines.errors import DataError
 from keras_tasks.tasks import base, formatting
 from keras_tasks.tasks.image_captioning import (
     END_ID,
@@ -152,6 +153,45 @@ def test_predict_prints_caption_and_writes_attention_png(exported, tmp_path):
     assert line.endswith(image) and f"[attention maps: {png}]" in line
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    missing = str(tmp_path / "no_such_photo.jpg")
+    with pytest.raises(DataError, match=f"^{missing}: cannot read the file"):
+        predict.predict(os.path.dirname(path), [image, missing], signature="caption")
+
+
+def test_demo_page_captions_an_uploaded_image(exported, browser):
+    """The served captioner in the demo page: upload a JPEG, read the caption and one attention grid per word."""
+    from demo_page import By, card, wait_for_result
+
+    from keras_tasks.serving import server
+
+    _, _, path, _ = exported
+    # An image whose greedy caption has words (a one-step model may end a caption at once; beam search, which
+    # ranks by summed log-probability, ends it at once even more often).
+    images = [os.path.join(coco_folder("val2017"), n) for n in sorted(os.listdir(coco_folder("val2017")))[:8]]
+    expected = tf.saved_model.load(path).signatures["caption"](
+        image_bytes=tf.constant([open(i, "rb").read() for i in images]), beam_size=tf.constant([1] * len(images)),
+        max_length=tf.constant([6] * len(images)))
+    index = next(i for i, c in enumerate(expected["caption"].numpy()) if c)
+    image, caption = images[index], expected["caption"].numpy()[index].decode()
+    words = [w.decode() for w in expected["words"].numpy()[index] if w]
+    base_path = os.path.dirname(os.path.dirname(path))
+    with server.ServerThread(server.ServerConfig(model_base_path=base_path, port=0, poll_seconds=60)) as running:
+        browser.get(running.url + "/")
+        section = card(browser, "tiny")
+        options = {f.get_attribute("name"): f.get_attribute("value")
+                   for f in section.find_elements(By.CSS_SELECTOR, "input.input-option")}
+        assert options == {"beam_size": "3", "max_length": "6"}  # signature_defaults.json
+        beam_size = section.find_element(By.CSS_SELECTOR, 'input.input-option[name="beam_size"]')
+        beam_size.clear()
+        beam_size.send_keys("1")
+        section.find_element(By.CSS_SELECTOR, "input.input-file").send_keys(image)
+        section.find_element(By.CSS_SELECTOR, "button.predict").click()
+        (shown,) = wait_for_result(browser, section, ".caption strong")
+        assert shown.text == caption
+        figures = section.find_elements(By.CSS_SELECTOR, ".result .image-attention figure")
+        assert [f.get_attribute("data-word") for f in figures] == words and words
+        weights = [float(td.get_attribute("data-weight")) for td in figures[0].find_elements(By.CSS_SELECTOR, "td")]
+        assert len(weights) == 16 and sum(weights) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_cached_features_train_and_export(tmp_path):
