@@ -199,7 +199,10 @@ class Task:
         raise NotImplementedError
 
     def export_resources(self):
-        """Trackable objects the endpoints use besides the model (lookup tables, tokenizers)."""
+        """Trackable objects the endpoints use besides the model (lookup tables, tokenizers).
+
+        `tf.saved_model.Asset` files among them (e.g. a SentencePiece `.model`) are written to `assets/`.
+        """
         return []
 
     def signature_defaults(self):
@@ -872,8 +875,14 @@ def export(run_dir, name, version=None, base_dir="saved_models"):
     try:
         archive = keras.export.ExportArchive()
         archive.track(inference_model)
-        for tracked in task.export_resources():
+        resources = list(task.export_resources())
+        for tracked in resources:
             archive.track(tracked)
+        files = [r for r in resources if type(r).__name__ == "Asset"]  # tf.saved_model.Asset: a tokenizer's model file
+        if files:
+            # ExportArchive.track keeps lookup tables (TrackableResources) but not plain files; attached to the
+            # archive's root object, they are written to assets/ and reloaded with the SavedModel.
+            archive._tf_trackable.asset_files = files
         for endpoint, (fn, signature) in task.export_endpoints(inference_model).items():
             archive.add_endpoint(endpoint, fn, input_signature=signature)
         archive.write_out(tmp, verbose=False)

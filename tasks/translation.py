@@ -19,15 +19,12 @@ The exported `translate` endpoint (also `serving_default`) takes raw `text`, `be
 
 import dataclasses
 import os
-import typing
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from keras_tasks.layers import decoding
-from keras_tasks.layers.attention_decoder_cell import AttentionDecoderCell
 from keras_tasks.pipelines import parallel, tokenizers
 from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.errors import ConfigError
@@ -35,9 +32,8 @@ from keras_tasks.tasks.base import Task, register_task
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.losses import MaskedSparseCrossentropy
 from keras_tasks.tasks.metrics import Perplexity
+from keras_tasks.tasks.translation_models import BOS_ID, EOS_ID, PAD_ID, UNK_ID, bridge_states, seq2seq_attention
 
-# SentencePiece ids: padding is 0, as everywhere in the project (masks, decoding loops).
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MAX_BEAM_SIZE = 32
 MAX_TRANSLATE_LENGTH = 512
 EVALUATION_BATCH = 100
@@ -189,34 +185,11 @@ class TranslationTask(Task):
     def build_model(self):
         model = self.config.model
         source_size, target_size = self._vocabulary_sizes()
-        recurrent = keras.layers.LSTM if model.rnn == "lstm" else keras.layers.GRU
-
-        # === Layers ===
-        source_embedding = keras.layers.Embedding(source_size, model.embedding_dim, name="source_embedding")
-        target_embedding = keras.layers.Embedding(target_size, model.embedding_dim, name="target_embedding")
-        # Defaults (tanh/sigmoid, no recurrent dropout) and right padding keep the encoder cuDNN-eligible.
-        encoder = keras.layers.Bidirectional(
-            recurrent(model.hidden_dim, return_sequences=True, return_state=True), name="encoder"
+        return seq2seq_attention(
+            source_size, target_size, embedding_dim=model.embedding_dim, hidden_dim=model.hidden_dim,
+            decoder_dim=model.decoder_dim, attention=model.attention, attention_dim=model.attention_dim,
+            score=model.score, rnn=model.rnn, input_feeding=model.input_feeding, dropout=model.dropout,
         )
-        bridges = [keras.layers.Dense(model.decoder_dim, activation="tanh", name=f"bridge_{i}")
-                   for i in range(2 if model.rnn == "lstm" else 1)]
-        decoder = AttentionDecoderCell(
-            model.decoder_dim, attention=model.attention, attention_units=model.attention_dim, score=model.score,
-            rnn=model.rnn, input_feeding=model.input_feeding, dropout=model.dropout, name="decoder",
-        )
-        logits_layer = keras.layers.Dense(target_size, dtype="float32", name="logits")
-
-        # === Functional Model ===
-        source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
-        target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
-        source_mask = ops.not_equal(source_ids, PAD_ID)
-        x = keras.layers.Dropout(model.dropout, name="source_dropout")(source_embedding(source_ids))
-        memory, *final_states = encoder(x, mask=source_mask)
-        initial_state = _bridge(bridges, final_states)
-        y = keras.layers.Dropout(model.dropout, name="target_dropout")(target_embedding(target_ids))
-        outputs, _ = decoder(y, memory, initial_state=initial_state, memory_mask=source_mask)
-        logits = logits_layer(outputs)
-        return keras.Model({"source_ids": source_ids, "target_ids": target_ids}, logits, name="seq2seq_attention")
 
     def compile_args(self, steps_per_epoch=None):
         return {
@@ -242,7 +215,7 @@ class TranslationTask(Task):
         def encode(source_ids):
             mask = ops.not_equal(source_ids, PAD_ID)
             memory, *final_states = encoder(source_embedding(source_ids), mask=mask, training=False)
-            return memory, mask, _bridge(bridges, final_states)
+            return memory, mask, bridge_states(bridges, final_states)
 
         def make_step_fn(memory, mask):
             keys = decoder.project_keys(memory)
@@ -263,19 +236,39 @@ class TranslationTask(Task):
         return encode, make_step_fn, forced_attention, decoder
 
     def _search(self, model, source_ids, beam_size, length_penalty, max_length, row_beam_sizes=None):
-        """Token ids `(batch, steps)` (end token included, 0 after it), scores `(batch,)` and the encoder's outputs."""
+        """Token ids `(batch, steps)` (end token included, 0 after it), scores `(batch,)` and the encoder's outputs.
+
+        `max_length` is a scalar or one limit per row. A row's output ends by its own limit, counting the end
+        token: the smaller of its `max_length` and twice its source length plus 10. A row's translation thus
+        depends on its own inputs only, not on the other rows of its batch.
+        """
         encode, make_step_fn, _, decoder = self.decoder_functions(model)
         memory, mask, rnn_states = encode(source_ids)
         batch = ops.shape(source_ids)[0]
-        state = decoder.get_initial_state(batch, rnn_states)
+        source_lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        limits = ops.minimum(ops.cast(max_length, "int32") + ops.zeros((batch,), "int32"), 2 * source_lengths + 10)
+        state = (ops.zeros((batch,), "int32"), limits, decoder.get_initial_state(batch, rnn_states))
         start = ops.full((batch,), BOS_ID, "int32")
+
+        def limited(step_fn):
+            end_only = ops.where(ops.arange(self.vocabulary_sizes[1]) == EOS_ID, 0.0, -1e9)
+
+            def limited_step_fn(token_ids, state):
+                steps, limits, cell_state = state
+                logits, cell_state = step_fn(token_ids, cell_state)
+                logits = ops.where(ops.expand_dims(steps >= limits - 1, 1), end_only, logits)  # the last allowed step
+                return logits, (steps + 1, limits, cell_state)
+
+            return limited_step_fn
+
+        loop_length = ops.max(limits)
         if isinstance(beam_size, int) and beam_size == 1 and row_beam_sizes is None:
-            tokens, lengths = decoding.greedy(make_step_fn(memory, mask), start, state, max_length, end_id=EOS_ID)
+            tokens, _ = decoding.greedy(limited(make_step_fn(memory, mask)), start, state, loop_length, end_id=EOS_ID)
             scores = ops.zeros((batch,), "float32")
         else:
             tiled_memory, tiled_mask = decoding.tile_state((memory, mask), beam_size)
             tokens, scores = decoding.beam_search(
-                make_step_fn(tiled_memory, tiled_mask), start, state, max_length, beam_size, end_id=EOS_ID,
+                limited(make_step_fn(tiled_memory, tiled_mask)), start, state, loop_length, beam_size, end_id=EOS_ID,
                 length_penalty=length_penalty, row_beam_sizes=row_beam_sizes,
             )
         return tokens, scores, (memory, mask, rnn_states)
@@ -287,8 +280,7 @@ class TranslationTask(Task):
 
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
             def decode(source_ids):
-                max_length = tf.minimum(2 * tf.shape(source_ids)[1] + 10, MAX_TRANSLATE_LENGTH)
-                tokens, _, _ = self._search(model, source_ids, beam_size, length_penalty, max_length)
+                tokens, _, _ = self._search(model, source_ids, beam_size, length_penalty, MAX_TRANSLATE_LENGTH)
                 tokens = tf.where(tf.equal(tokens, EOS_ID), PAD_ID, tokens)
                 return self.target_tokenizer.detokenize(tf.RaggedTensor.from_tensor(tokens, padding=PAD_ID))
 
@@ -343,7 +335,8 @@ class TranslationTask(Task):
     # === Export ===
 
     def export_resources(self):
-        return [self.source_tokenizer, self.target_tokenizer]
+        unique = list({id(t): t for t in (self.source_tokenizer, self.target_tokenizer)}.values())  # one when joint
+        return [*unique, *(t.model_asset for t in unique)]
 
     def signature_defaults(self):
         defaults = {"beam_size": self.config.model.beam_size, "length_penalty": self.config.model.length_penalty,
@@ -364,17 +357,13 @@ class TranslationTask(Task):
             source_ids = tf.concat([ids, tf.RaggedTensor.from_tensor(ends)], axis=1).to_tensor(PAD_ID)
             rows = tf.clip_by_value(beam_size, 1, MAX_BEAM_SIZE)
             max_length = tf.clip_by_value(max_length, 1, MAX_TRANSLATE_LENGTH)
-            # A maximum length guards the loop: the request's, and never more than twice the source plus 10.
-            limit = tf.minimum(tf.reduce_max(max_length), 2 * tf.shape(source_ids)[1] + 10)
             tokens, scores, (memory, mask, rnn_states) = self._search(
-                model, source_ids, tf.reduce_max(rows), length_penalty, limit, row_beam_sizes=rows
+                model, source_ids, tf.reduce_max(rows), length_penalty, max_length, row_beam_sizes=rows
             )
-            # A row's own max_length cuts its output; its length counts the end token.
-            ended = tf.cumsum(tf.cast(tf.equal(tokens, EOS_ID), tf.int32), axis=1, exclusive=True) > 0
-            lengths = tf.minimum(tf.reduce_sum(tf.cast(tf.logical_and(tokens > 0, ~ended), tf.int32), axis=1), max_length)
+            lengths = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), axis=1)  # the end token included
             steps = tf.maximum(tf.reduce_max(lengths), 1)
             kept = tf.sequence_mask(lengths, steps)
-            tokens = tf.where(kept, tokens[:, :steps], PAD_ID)
+            tokens = tokens[:, :steps]
             words = tf.where(tf.equal(tokens, EOS_ID), PAD_ID, tokens)
             attention = forced_attention(memory, mask, rnn_states, tokens)
             return {
@@ -393,9 +382,3 @@ class TranslationTask(Task):
         ]
         return {"serving_default": (translate, signature), "translate": (translate, signature)}
 
-
-def _bridge(bridges, final_states):
-    """The decoder's initial RNN states from the encoder's final forward and backward states."""
-    half = len(final_states) // 2  # forward states, then backward states
-    return [bridge(ops.concatenate([final_states[i], final_states[half + i]], axis=-1))
-            for i, bridge in enumerate(bridges)]
