@@ -45,6 +45,7 @@ class TrainConfig:
     mixed_precision: bool = False  # float16 compute, float32 variables (GPU)
     jit_compile: bool = False  # XLA-compile the train step
     verbose: str = "auto"  # auto: progress bars on a terminal, a line per epoch otherwise
+    distribution: str = "none"  # none | mirrored (local devices) | multi_worker (TF_CONFIG); batch_size is per replica
 
 
 def _coerce(value, annotation):
@@ -127,6 +128,10 @@ _RANGES = {
 }
 
 
+# Allowed values of string fields, by field name.
+_CHOICES = {"distribution": ("none", "mirrored", "multi_worker")}
+
+
 def _describe(rule):
     low, high, low_open, high_open = rule
     if high is None:
@@ -149,6 +154,15 @@ def check_value(name, value, full):
                 "or cp1252"
             ) from None
         return
+    if name.endswith("bucket_boundaries") and value:
+        if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in value) or list(value) != sorted(set(value)):
+            raise ConfigError(
+                f"bad value for {full!r}: {value!r}; it must be increasing whole token counts of at least 1, "
+                "e.g. [64,128,256] (or [] for no bucketing)"
+            )
+        return
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ConfigError(f"bad value for {full!r}: {value!r}; it must be one of {', '.join(_CHOICES[name])}")
     rule = _RANGES.get(name)
     if rule is None:
         return

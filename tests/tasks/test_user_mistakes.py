@@ -51,6 +51,9 @@ def test_bad_values_are_one_line_naming_the_field(setting, message, tmp_path, ca
     ("text_classification", "model.dropout=1", "bad value for 'model.dropout': 1.0; it must be at least 0 and less"),
     ("text_classification", "model.filter_sizes=[3,0]", "bad value for 'model.filter_sizes': (3, 0); it must be at"),
     ("text_classification", "data.folds=1", "bad value for 'data.folds': 1; it must be at least 2"),
+    ("text_classification", "data.bucket_boundaries=[100,50]", "bad value for 'data.bucket_boundaries': (100, 50); it"
+     " must be increasing whole token counts"),
+    ("sequence_tagging", "data.bucket_boundaries=[0,8]", "bad value for 'data.bucket_boundaries': (0, 8)"),
     ("image_classification", "data.validation_fraction=1.5", "bad value for 'data.validation_fraction': 1.5"),
     ("language_model", "data.sequence_length=0", "bad value for 'data.sequence_length': 0; it must be at least 1"),
     ("language_model", "data.max_tokens=2", "bad value for 'data.max_tokens': 2; it must be at least 3"),
