@@ -41,6 +41,7 @@ from keras_tasks.pipelines.data_dir import default_data_dir
 from keras_tasks.pipelines.errors import ConfigError, RunDirError, UnknownKeyError
 from keras_tasks.tasks import catalog
 from keras_tasks.tasks import config as config_lib
+from keras_tasks.tasks import distribution as distribution_lib
 from keras_tasks.tasks.catalog import CLIFlag  # noqa: F401  (tasks import it from here)
 
 TASKS = {}
@@ -519,11 +520,19 @@ def _steps_per_epoch(dataset, train_cfg, n_train):
 def train(task_name, config, run_dir, log=print, callbacks=()):
     """Train (or resume) a task in `run_dir`, evaluate it on the test split, return the metrics.
 
-    `callbacks` are extra Keras callbacks appended to the standard ones.
+    `callbacks` are extra Keras callbacks appended to the standard ones. With `train.distribution` set, every
+    worker of the cluster runs this same call; only the chief writes `run_dir` (see tasks/distribution.py).
     """
+    distribution = distribution_lib.make(config.train.distribution)  # before TensorFlow runs anything else
+    with distribution.work_dir(run_dir, training_started) as work_dir, distribution.lost_worker_errors(run_dir):
+        return _train(task_name, config, work_dir, distribution, log, callbacks)
+
+
+def _train(task_name, config, run_dir, distribution, log, callbacks):
     os.makedirs(run_dir, exist_ok=True)
     _check_same_config(run_dir, task_name, config, log)
-    task = get_task_class(task_name)(config)
+    # The task batches the global batch (train.batch_size per replica); config.json keeps the user's config.
+    task = get_task_class(task_name)(distribution.global_config(config))
     metrics_path = os.path.join(run_dir, "metrics.json")
     model_path = os.path.join(run_dir, "model.keras")
     training_path = os.path.join(run_dir, "training.json")
@@ -555,7 +564,7 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
             with open(training_path, encoding="utf-8") as f:
                 training = json.load(f)
     else:
-        model, training = _fit(task, splits, run_dir, mode, callbacks, log)
+        model, training = _fit(task, splits, run_dir, mode, callbacks, log, distribution)
 
     metrics = evaluate_model(task, model, splits, run_dir)
     metrics["training"] = training
@@ -563,18 +572,25 @@ def train(task_name, config, run_dir, log=print, callbacks=()):
     return metrics
 
 
-def _fit(task, splits, run_dir, mode, extra_callbacks, log=print):
+def _fit(task, splits, run_dir, mode, extra_callbacks, log=print, distribution=distribution_lib.Distribution()):
     train_cfg = task.config.train
-    train_ds = task.make_dataset(splits, "train", training=True)
-    validation_ds = task.make_dataset(splits, "validation", training=False)
+    train_ds = distribution.shard(task.make_dataset(splits, "train", training=True))
+    validation_ds = distribution.shard(task.make_dataset(splits, "validation", training=False))
     n_train = task.num_examples(splits, "train")
     steps = _steps_per_epoch(train_ds, train_cfg, n_train)
 
     # Functional models are built on construction, from their inputs' specs: no warm-up call on real data.
-    model = task.build_model()
-    if not model.built:
-        raise TypeError(f"{type(task).__name__}.build_model() must return a built model (a functional keras.Model)")
-    model.compile(jit_compile=train_cfg.jit_compile, **task.compile_args(steps))
+    with distribution.scope():  # variables (model, optimizer, metrics) mirrored over the replicas
+        model = task.build_model()
+        if not model.built:
+            raise TypeError(f"{type(task).__name__}.build_model() must return a built model (a functional keras.Model)")
+        if distribution.strategy is not None and stateful_layers(model):
+            raise ConfigError(
+                f"train.distribution={train_cfg.distribution}: task {task.name} carries RNN state across batches "
+                "(a stateful model), which replicas cannot share; use train.distribution=none"
+            )
+        model.compile(jit_compile=train_cfg.jit_compile, **task.compile_args(steps))
+    distribution.prepare(model, train_ds)
     throughput = _Throughput()
     history_path = os.path.join(run_dir, "history.csv")
     best_path = os.path.join(run_dir, "best.weights.h5")
