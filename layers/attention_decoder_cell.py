@@ -41,7 +41,8 @@ class AttentionDecoderCell(keras.layers.Layer):
             `memory_dim == units`).
         rnn: `"lstm"` or `"gru"`.
         input_feeding: bool, feed `o_{t-1}` into step `t`.
-        dropout: float, dropout on the attentional output.
+        dropout: float, dropout on the attentional output (one mask per sequence
+            when the steps run in a loop).
         **kwargs: base layer keyword arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -129,8 +130,13 @@ class AttentionDecoderCell(keras.layers.Layer):
         """The attention keys of a memory, computed once and passed to every `step`."""
         return self.attention_layer.project_keys(memory)
 
-    def step(self, inputs, state, memory, keys, memory_mask=None, training=False):
-        """One step: `inputs` `(batch, input_dim)` and the state to `(output, state, attention)`."""
+    def step(self, inputs, state, memory, keys, memory_mask=None, dropout_mask=None):
+        """One step: `inputs` `(batch, input_dim)` and the state to `(output, state, attention)`.
+
+        `dropout_mask` (`(batch, units)`, scaled, e.g. from training) multiplies the attentional output; a
+        sequence draws one mask for all its steps, outside the loop (a random draw inside a JAX loop would leak
+        its seed state), so the dropout is the same at every step (variational, Gal & Ghahramani 2016).
+        """
         rnn_state = list(state[: len(state) - int(self.input_feeding)])
         x = inputs
         if self.input_feeding:
@@ -140,14 +146,15 @@ class AttentionDecoderCell(keras.layers.Layer):
                 rnn_state[0], memory, value_mask=memory_mask, keys=keys, return_attention_scores=True
             )
             x = ops.concatenate([x, context], axis=-1)
-        hidden, rnn_state = self.recurrent_layer.cell(x, rnn_state, training=training)
+        hidden, rnn_state = self.recurrent_layer.cell(x, rnn_state)
         rnn_state = list(rnn_state) if isinstance(rnn_state, (list, tuple)) else [rnn_state]
         if self.attention == "luong":
             context, weights = self.attention_layer(
                 hidden, memory, value_mask=memory_mask, keys=keys, return_attention_scores=True
             )
         output = self.output_layer(ops.concatenate([hidden, context], axis=-1))
-        output = self.dropout_layer(output, training=training)
+        if dropout_mask is not None:
+            output = output * dropout_mask
         return output, tuple(rnn_state) + ((output,) if self.input_feeding else ()), weights
 
     def call(self, inputs, memory, initial_state=None, memory_mask=None, training=None):
@@ -166,8 +173,12 @@ class AttentionDecoderCell(keras.layers.Layer):
             ops.zeros(ops.shape(memory)[:2], self.compute_dtype),
         )
 
+        dropout_mask = None
+        if training and self.dropout > 0:
+            dropout_mask = self.dropout_layer(ops.ones_like(first[0]), training=True)
+
         def body(carry, x):
-            output, state, weights = self.step(x, carry[0], memory, keys, memory_mask, training=training)
+            output, state, weights = self.step(x, carry[0], memory, keys, memory_mask, dropout_mask)
             carry = (state, (output, ops.cast(weights, self.compute_dtype)))
             return carry, carry
 

@@ -90,6 +90,7 @@ def train(args, results):
     metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
     results["rows"]["multi30k_de_en"] = {
         "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
+        "note": args.note,
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
             ["--minutes", str(args.minutes)] + (["--set", *args.set] if args.set else [])),
     }
@@ -132,6 +133,7 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget (wall clock)")
     parser.add_argument("--sentences", type=int, default=256, help="sources timed per speed setting")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. model.attention=luong")
+    parser.add_argument("--note", help="a sentence for the results page (e.g. how the run was interrupted)")
     parser.add_argument("--only", choices=("train", "speed"), help="one stage (speed: of an existing run)")
     args = parser.parse_args(argv)
     results = load_results()
