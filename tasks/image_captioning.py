@@ -403,7 +403,7 @@ class ImageCaptioningTask(Task):
             encode, search, _ = self.decoder_functions(model)
             max_length = self.config.model.max_caption_length + 1  # the end token
 
-            @tf.function
+            @tf.function(reduce_retracing=True)  # batches of every size, one trace
             def decode(raw):
                 regions, rnn_states = encode(raw)
                 tokens, _ = search(regions, rnn_states, beam_size, max_length)

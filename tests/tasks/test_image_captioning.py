@@ -211,21 +211,23 @@ def test_cached_features_train_and_export(tmp_path):
 
 @pytest.mark.large
 def test_coco_mini_learns(tmp_path):
-    """COCO-mini, cached features: the loss falls well below its start and training-image BLEU-4 beats
-    the most frequent training caption given to every image."""
-    flags = {"model.cache_features": True, "model.dropout": 0.1, "model.decoder_dim": 256, "model.embedding_dim": 128,
-             "model.attention_dim": 128, "train.learning_rate": 0.003, "train.epochs": 12, "train.monitor": "loss",
-             "train.verbose": "0"}
+    """20 COCO-mini training images (100 captions), cached features: the loss falls well below its start and the
+    BLEU-4 of those images' captions beats the most frequent training caption given to every image."""
+    images = 20
+    flags = {"data.max_examples": images, "model.cache_features": True, "model.dropout": 0.1,
+             "model.decoder_dim": 256, "model.embedding_dim": 128, "model.attention_dim": 128,
+             "train.learning_rate": 0.006, "train.epochs": 16, "train.monitor": "loss", "train.verbose": "0"}
     run_dir = str(tmp_path / "run")
     base.train(TASK, base.resolve_config(TASK, flags), run_dir, log=lambda *_: None)
     with open(os.path.join(run_dir, "history.csv")) as f:
         losses = [float(row["logits_loss"]) for row in csv.DictReader(f)]
-    assert losses[-1] < 0.6 * losses[0], losses
+    assert losses[-1] < 0.5 * losses[0], losses
     task, _ = base.load_run(run_dir)
     task.restore(os.path.join(run_dir, "assets"))
     splits = task.load_data()
-    bleu = task.evaluate_split(base.load_trained_model(run_dir), splits, "train")["bleu_4"]
-    references = [[" ".join(caption_words(c)) for c in refs] for refs in splits["train"].captions]
+    captions = task.generate_captions(base.load_trained_model(run_dir), splits, "train")[:images]
+    references = [[" ".join(caption_words(c)) for c in refs] for refs in splits["train"].captions[:images]]
     frequent = collections.Counter(r for refs in references for r in refs).most_common(1)[0][0]
-    baseline = corpus_bleu([frequent] * len(references), references)[3]
+    baseline = corpus_bleu([frequent] * images, references)[3]
+    bleu = corpus_bleu(captions, references)[3]
     assert bleu > baseline + 0.05, (bleu, baseline)
