@@ -28,6 +28,7 @@ _FLAG_KEYS = {
     "learning_rate": "train.learning_rate",
     "mixed_precision": "train.mixed_precision",
     "jit": "train.jit_compile",
+    "distribution": "train.distribution",
 }
 
 # Subcommands whose logic lives in another room: (command, options module, main module, help). The options
@@ -83,6 +84,10 @@ def _add_common_train_flags(p, card):
     p.add_argument("--seed", type=int)
     p.add_argument("--mixed-precision", action="store_true", default=None, help="float16 compute (GPU)")
     p.add_argument("--jit", action="store_true", default=None, help="XLA-compile the train step")
+    p.add_argument(
+        "--distribution", choices=("none", "mirrored", "multi_worker"),
+        help="tf.distribute: mirrored (local GPUs), multi_worker (cluster from TF_CONFIG); --batch-size is per replica",
+    )
     p.add_argument("--run-dir", help="where config, checkpoints, logs and metrics go (default: runs/TASK-MODEL-DATASET)")
     p.add_argument("--config", help="YAML or JSON file of config sections")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
