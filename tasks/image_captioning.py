@@ -36,27 +36,30 @@ import tensorflow as tf
 from keras import ops
 
 from keras_tasks.layers import decoding
-from keras_tasks.layers.attention_decoder_cell import AttentionDecoderCell
 from keras_tasks.pipelines import captions as captions_lib
 from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.errors import ConfigError
 from keras_tasks.pipelines.image_decoding import decode_image, decode_image_batch
 from keras_tasks.tasks.base import Task, float32_policy, register_task
+from keras_tasks.tasks.caption_models import (
+    END_ID,
+    PAD_ID,
+    START_ID,
+    UNK_ID,
+    DoublyStochasticAttention,
+    build_encoder,
+    check_encoder_name,
+    encoder_grid,
+    show_attend_tell,
+)
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.losses import MaskedSparseCrossentropy
 from keras_tasks.tasks.metrics import Perplexity
-from keras_tasks.tasks.vision_models import RESNET_RE, resnet, small_cnn
 
 PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
-PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 MAX_BEAM_SIZE = 16
 MAX_CAPTION_LENGTH = 100
 EVALUATION_BATCH = 64
-# keras.applications backbones: constructor and the scaling of 0..255 pixels it expects.
-APPLICATIONS = {
-    "mobilenet_v2": ("MobileNetV2", (1.0 / 127.5, -1.0)),
-    "efficientnet_b0": ("EfficientNetB0", None),  # rescales inside
-}
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -107,65 +110,6 @@ class CaptionConfig:
     )
 
 
-@keras.saving.register_keras_serializable(package="keras_tasks")
-class DoublyStochasticAttention(keras.losses.Loss):
-    """Xu et al.'s doubly stochastic attention penalty: `weight * mean_i (1 - sum_t alpha_ti)^2` per example.
-
-    Every region `i` should get, over the steps `t` of a caption, about as much attention as any other;
-    summed over real words only (the target `y_true` is the caption's next-word ids, padding `pad_id`).
-
-    Args:
-        weight: float, the penalty's coefficient (lambda).
-        pad_id: the target id that is padding.
-    """
-
-    def __init__(self, weight=1.0, pad_id=0, name="doubly_stochastic_attention", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.weight = float(weight)
-        self.pad_id = int(pad_id)
-
-    def call(self, y_true, y_pred):
-        real = ops.cast(ops.not_equal(ops.cast(y_true, "int32"), self.pad_id), "float32")  # (batch, steps)
-        totals = ops.sum(ops.cast(y_pred, "float32") * real[:, :, None], axis=1)  # (batch, regions)
-        return self.weight * ops.mean(ops.square(1.0 - totals), axis=-1)
-
-    def get_config(self):
-        return {"name": self.name, "weight": self.weight, "pad_id": self.pad_id}
-
-
-def build_encoder(model_config, image_shape):
-    """A `keras.Model` named `encoder`: pixels 0..255 `(height, width, 3)` to regions `(grid_h * grid_w, channels)`."""
-    name = model_config.encoder
-    if model_config.encoder_weights and name not in APPLICATIONS:
-        raise ConfigError(f"model.encoder_weights applies to {', '.join(APPLICATIONS)}; {name} starts from random weights")
-    if name == "cnn":
-        classifier = small_cnn(image_shape, 1, "", filters=tuple(model_config.encoder_filters), dropout=0.0)
-        image, features = classifier.input, classifier.get_layer("flatten").input
-    elif RESNET_RE.match(name):
-        classifier = resnet(int(RESNET_RE.match(name).group(1)), image_shape, 1, "", weight_decay=0.0)
-        image, features = classifier.input, classifier.get_layer("pool").input
-    elif name in APPLICATIONS:
-        constructor, scaling = APPLICATIONS[name]
-        image = keras.Input(shape=tuple(image_shape), dtype="float32", name="image")
-        x = keras.layers.Rescaling(*scaling, name="rescale")(image) if scaling else image
-        backbone = getattr(keras.applications, constructor)(
-            include_top=False, weights=model_config.encoder_weights, input_shape=tuple(image_shape)
-        )
-        features = backbone(x)
-    else:
-        raise ConfigError(
-            f"model.encoder must be cnn, resnetN (e.g. resnet20), {' or '.join(APPLICATIONS)}, got {name!r}"
-        )
-    height, width, channels = features.shape[1:]
-    grid = model_config.grid_size
-    if height > grid or width > grid:
-        pool = (max(1, height // grid), max(1, width // grid))
-        features = keras.layers.AveragePooling2D(pool, name="region_pool")(features)
-        height, width = features.shape[1:3]
-    regions = keras.layers.Reshape((height * width, channels), name="regions")(features)
-    return keras.Model(image, regions, name="encoder")
-
-
 @register_task("image_captioning")
 class ImageCaptioningTask(Task):
     """Images to captions; BLEU-1..4 against every reference caption."""
@@ -180,9 +124,7 @@ class ImageCaptioningTask(Task):
         model = config.model
         if model.name != "show_attend_tell":
             raise ConfigError(f"model.name must be show_attend_tell, got {model.name!r}")
-        if model.encoder != "cnn" and model.encoder not in APPLICATIONS and not RESNET_RE.match(model.encoder):
-            raise ConfigError(f"model.encoder must be cnn, resnetN (e.g. resnet20), {' or '.join(APPLICATIONS)}, "
-                              f"got {model.encoder!r}")
+        check_encoder_name(model.encoder)
         if len(config.data.image_size) != 2:
             raise ConfigError(f"data.image_size must be (height, width), got {config.data.image_size!r}")
         self.words = None
@@ -220,8 +162,8 @@ class ImageCaptioningTask(Task):
         with open(os.path.join(assets_dir, "vocabulary.txt"), "w", encoding="utf-8") as f:
             f.write("\n".join(words) + "\n")
         keras.utils.set_random_seed(self.config.train.seed)
-        encoder = build_encoder(self.config.model, self.image_shape)
-        grid = encoder.get_layer("regions").input.shape[1:3]
+        encoder = self.build_encoder()
+        grid = encoder_grid(encoder)
         with open(os.path.join(assets_dir, "image_spec.json"), "w", encoding="utf-8") as f:
             json.dump({"height": self.image_shape[0], "width": self.image_shape[1], "grid": list(grid)}, f)
         if self.config.model.cache_features:
@@ -288,41 +230,24 @@ class ImageCaptioningTask(Task):
     def build_model(self):
         if self.config.model.cache_features:
             return self._captioner(None)
-        encoder = build_encoder(self.config.model, self.image_shape)
+        encoder = self.build_encoder()
         encoder.trainable = not self.config.model.freeze_encoder
         return self._captioner(encoder)
 
-    def _captioner(self, encoder):
-        """The teacher-forced captioner over `encoder`'s regions, or over `features` when `encoder` is None."""
+    def build_encoder(self):
         model = self.config.model
-        vocabulary_size = len(self.words)
+        return build_encoder(model.encoder, self.image_shape, model.grid_size, model.encoder_filters,
+                             model.encoder_weights)
 
-        # === Layers ===
-        region_norm = keras.layers.LayerNormalization(name="region_norm")
-        init_h = keras.layers.Dense(model.decoder_dim, activation="tanh", name="init_h")
-        init_c = keras.layers.Dense(model.decoder_dim, activation="tanh", name="init_c")
-        embedding = keras.layers.Embedding(vocabulary_size, model.embedding_dim, name="word_embedding")
-        decoder = AttentionDecoderCell(model.decoder_dim, attention="bahdanau", attention_units=model.attention_dim,
-                                       rnn="lstm", dropout=model.dropout, name="decoder")
-        logits_layer = keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")
-
-        # === Functional Model ===
-        if encoder is None:
-            feature_shape = self.encoder.output_shape[1:]
-            image = keras.Input(shape=feature_shape, dtype="float32", name="features")
-            regions = image
-        else:
-            image = keras.Input(shape=self.image_shape, dtype="float32", name="image")
-            regions = encoder(image)
-        caption_ids = keras.Input(shape=(None,), dtype="int32", name="caption_ids")
-        regions = region_norm(regions)
-        mean = ops.mean(regions, axis=1)
-        x = keras.layers.Dropout(model.dropout, name="embedding_dropout")(embedding(caption_ids))
-        outputs, attention = decoder(x, regions, initial_state=[init_h(mean), init_c(mean)])
-        logits = logits_layer(outputs)
-        attention = keras.layers.Activation("linear", dtype="float32", name="attention")(attention)
-        inputs = {image.name: image, "caption_ids": caption_ids}
-        return keras.Model(inputs, {"logits": logits, "attention": attention}, name="show_attend_tell")
+    def _captioner(self, encoder):
+        """The teacher-forced captioner over `encoder`'s regions, or over cached `features` when `encoder` is None."""
+        model = self.config.model
+        return show_attend_tell(
+            len(self.words), encoder=encoder, image_shape=self.image_shape,
+            feature_shape=None if encoder is not None else self.encoder.output_shape[1:],
+            embedding_dim=model.embedding_dim, decoder_dim=model.decoder_dim, attention_dim=model.attention_dim,
+            dropout=model.dropout,
+        )
 
     def compile_args(self, steps_per_epoch=None):
         return {
@@ -354,8 +279,9 @@ class ImageCaptioningTask(Task):
         embedding = model.get_layer("word_embedding")
         decoder = model.get_layer("decoder")
         logits_layer = model.get_layer("logits")
-        # Never generate padding, the unknown word or the start token.
+        # Never generate padding, the unknown word or the start token; and never end before the first word.
         unspeakable = ops.convert_to_tensor([-1e9] * 3 + [0.0] * (len(self.words) - 3), "float32")
+        no_end = ops.convert_to_tensor([-1e9 if i == END_ID else 0.0 for i in range(len(self.words))], "float32")
 
         def encode(regions):
             """Normalised regions and the decoder's initial state from raw regions (encoder output or features)."""
@@ -373,7 +299,8 @@ class ImageCaptioningTask(Task):
 
                 def step_fn(token_ids, state):
                     output, state, _ = decoder.step(embedding(token_ids), state, memory, keys)
-                    return logits_layer(output) + unspeakable, state
+                    first = ops.cast(ops.equal(token_ids, START_ID), "float32")[:, None]  # only the first step reads START
+                    return logits_layer(output) + unspeakable + first * no_end, state
 
                 return step_fn
 
