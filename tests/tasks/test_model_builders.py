@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from keras_tasks.tasks import base
+from keras_tasks.tasks.caption_models import build_encoder, show_attend_tell
 from keras_tasks.tasks.lm_models import lstm_lm, lstm_lm_inference
 from keras_tasks.tasks.tagging_models import sequence_tagger
 from keras_tasks.tasks.text_models import text_classifier
@@ -126,6 +127,20 @@ MODEL_CASES = [
         lambda: build_image_model("resnet8", (8, 8, 3), CLASSES, augmentation="shift:2,flip", base_filters=2),
         pixels((8, 8, 3)), one_hot_labels, {"model.name": "resnet8"},
     ),
+    ModelCase(
+        "image_captioning", "show_attend_tell_cnn",
+        lambda: show_attend_tell(VOCABULARY, encoder=build_encoder("cnn", (16, 16, 3), grid_size=2, filters=(2, 3)),
+                                 image_shape=(16, 16, 3), embedding_dim=4, decoder_dim=4, attention_dim=3),
+        lambda: {"image": pixels((16, 16, 3))(), "caption_ids": TOKEN_IDS},
+        lambda: {"logits": next_tokens(), "attention": next_tokens()},
+    ),
+    ModelCase(
+        "image_captioning", "show_attend_tell_cached_features",
+        lambda: show_attend_tell(VOCABULARY, feature_shape=(4, 3), embedding_dim=4, decoder_dim=4, attention_dim=3),
+        lambda: {"features": np.random.default_rng(0).normal(size=(BATCH, 4, 3)).astype("float32"),
+                 "caption_ids": TOKEN_IDS},
+        lambda: {"logits": next_tokens(), "attention": next_tokens()}, {"model.cache_features": True},
+    ),
 ]
 
 
@@ -141,8 +156,9 @@ def test_one_fit_step_with_the_tasks_compile_args(case):
     assert all(np.isfinite(values[0]) for values in history.history.values()), history.history
     moved = [not np.allclose(a, np.array(w)) for a, w in zip(before, model.trainable_weights)]
     assert all(moved), [w.path for w, m in zip(model.trainable_weights, moved) if not m]
-    predictions = keras.ops.convert_to_numpy(model(x, training=False))
-    assert predictions.shape[0] == BATCH and np.all(np.isfinite(predictions))
+    for output in keras.tree.flatten(model(x, training=False)):  # one output, or a dict of them (captioning)
+        predictions = keras.ops.convert_to_numpy(output)
+        assert predictions.shape[0] == BATCH and np.all(np.isfinite(predictions))
 
 
 def test_language_model_inference_graph_takes_any_batch_and_returns_states():
@@ -173,7 +189,8 @@ def test_layers_and_model_builders_import_without_tensorflow():
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, NoTensorFlow())\n"
         "import keras_tasks.layers, keras_tasks.tasks.text_models, keras_tasks.tasks.lm_models, "
-        "keras_tasks.tasks.tagging_models, keras_tasks.tasks.vision_models, keras_tasks.tasks.translation_models\n"
+        "keras_tasks.tasks.tagging_models, keras_tasks.tasks.vision_models, keras_tasks.tasks.translation_models, "
+        "keras_tasks.tasks.caption_models\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=dict(os.environ, KERAS_BACKEND="jax"), capture_output=True, text=True,
