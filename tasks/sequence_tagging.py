@@ -120,10 +120,6 @@ class SequenceTaggingTask(Task):
             return {"model.embedding_mode": "non-static"}  # vectors given: start from them, fine-tune
         return {}
 
-    @classmethod
-    def datasets(cls):
-        return {name: spec["description"] for name, spec in conll.DATASETS.items()}
-
     @property
     def input_names(self):
         model = self.config.model
