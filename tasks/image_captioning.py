@@ -40,6 +40,7 @@ from keras_tasks.pipelines import captions as captions_lib
 from keras_tasks.pipelines.batching import batch_dataset
 from keras_tasks.pipelines.errors import ConfigError
 from keras_tasks.pipelines.image_decoding import decode_image, decode_image_batch
+from keras_tasks.tasks import bleu
 from keras_tasks.tasks.base import Task, float32_policy, register_task
 from keras_tasks.tasks.caption_models import (
     END_ID,
@@ -370,7 +371,7 @@ class ImageCaptioningTask(Task):
             hypotheses = self.generate_captions(model, splits, split, beam_size)
             self.last_captions[(split, name)] = hypotheses
             suffix = "" if name == "greedy" else "_beam"
-            for order, score in enumerate(corpus_bleu(hypotheses, references), start=1):
+            for order, score in enumerate(bleu.corpus_bleu_orders(hypotheses, references), start=1):
                 results[f"bleu_{order}{suffix}"] = score
         return results
 
@@ -382,7 +383,7 @@ class ImageCaptioningTask(Task):
             with open(os.path.join(folder, f"{split}.{name}.tsv"), "w", encoding="utf-8") as f:
                 for path, caption in zip(splits[split].image_paths, hypotheses):
                     f.write(f"{os.path.basename(path)}\t{caption}\n")
-        return {"bleu_signature": bleu_signature(), "beam_size": self.config.model.beam_size}
+        return {"bleu_signature": bleu.multi_reference_signature(), "beam_size": self.config.model.beam_size}
 
     # === Export ===
 
@@ -436,20 +437,3 @@ def _join_words(words):
     """`(batch, steps)` words ("" after the end) to one space-separated caption per row."""
     joined = tf.strings.reduce_join(tf.where(words == "", "", words + " "), axis=1)
     return tf.strings.strip(joined)
-
-
-def corpus_bleu(hypotheses, references):
-    """sacreBLEU corpus BLEU-1..4 (as fractions 0..1) of hypotheses against each image's list of references."""
-    from sacrebleu.metrics import BLEU
-
-    most = max(len(refs) for refs in references)
-    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(most)]
-    return [float(BLEU(max_ngram_order=n).corpus_score(hypotheses, streams).score) / 100.0 for n in range(1, 5)]
-
-
-def bleu_signature():
-    from sacrebleu.metrics import BLEU
-
-    metric = BLEU()
-    metric.corpus_score(["a"], [["a"]])
-    return str(metric.get_signature()).replace("nrefs:1", "nrefs:all")

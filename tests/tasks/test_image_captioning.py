@@ -1,5 +1,5 @@
-import csv
 import collections
+import csv
 import json
 import os
 import shutil
@@ -12,8 +12,9 @@ from test_case import data_dir, run_task_test
 
 from keras_tasks.pipelines.errors import ConfigError, DataError
 from keras_tasks.tasks import base, formatting
+from keras_tasks.tasks.bleu import corpus_bleu_orders as corpus_bleu
 from keras_tasks.tasks.caption_models import END_ID, DoublyStochasticAttention, build_encoder
-from keras_tasks.tasks.image_captioning import caption_words, corpus_bleu
+from keras_tasks.tasks.image_captioning import caption_words
 
 TASK = "image_captioning"
 TINY_MODEL = {
