@@ -20,7 +20,13 @@ import time
 
 import numpy as np
 
-from keras_tasks.scripts.benchmark_language_model import TimeBudget, machine
+from keras_tasks.scripts.benchmark_language_model import TimeBudget
+
+
+def machine():
+    import platform
+
+    return f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}"
 
 RESULTS = os.path.join("benchmarks", "results", "translation.json")
 DOC = os.path.join("docs", "benchmarks_translation.md")
