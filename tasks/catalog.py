@@ -89,10 +89,25 @@ def _translation_datasets():
     return dict(DATASETS, PATH="a folder of train.SRC/train.TGT files, a TSV of pairs (Anki/Tatoeba), or SRC_FILE,TGT_FILE")
 
 
+_EMBEDDING_FLAGS = (
+    CLIFlag("--embeddings", "model.embeddings_path", "pretrained word vectors (word2vec, GloVe, fastText, KeyedVectors)"),
+    CLIFlag("--embeddings-format", "model.embeddings_format", "vector file format when it cannot be detected"),
+)
+
+
 def _caption_datasets():
     from keras_tasks.pipelines.captions import DATASETS
 
     return dict(DATASETS, PATH="a COCO-style captions JSON file (--set data.image_dir=FOLDER of its images)")
+
+
+def _tagging_datasets():
+    from keras_tasks.pipelines.conll import DATASETS
+
+    return dict(
+        {name: spec["description"] for name, spec in DATASETS.items()},
+        PATH="a folder of CoNLL column files: train, valid (or dev), test (--set data.tag_scheme=iob1|iob2|iobes)",
+    )
 
 
 CARDS = {
@@ -104,9 +119,8 @@ CARDS = {
             summary="Raw text to one label, with the tokenizer inside the exported model.",
             models=("textcnn", "bilstm_attention"),
             datasets=_text_datasets,
-            flags=(
-                CLIFlag("--embeddings", "model.embeddings_path", "pretrained word vectors (word2vec, GloVe, fastText, KeyedVectors)"),
-                CLIFlag("--embeddings-format", "model.embeddings_format", "vector file format when it cannot be detected"),
+            flags=_EMBEDDING_FLAGS
+            + (
                 CLIFlag(
                     "--embedding-mode", "model.embedding_mode",
                     "rand | static | non-static | multichannel (default: non-static with --embeddings, else rand)",
@@ -134,6 +148,18 @@ CARDS = {
                 CLIFlag("--size", "model.size", "small | medium | large (Zaremba et al. 2014) | char"),
             ),
             formatter="keras_tasks.tasks.formatting:language_model",
+        ),
+        TaskCard(
+            name="sequence_tagging",
+            module="keras_tasks.tasks.sequence_tagging",
+            summary="Named-entity tagging: raw sentences to tags and entity spans (BiLSTM, char features, CRF).",
+            models=("bilstm", "bilstm_crf"),
+            datasets=_tagging_datasets,
+            flags=_EMBEDDING_FLAGS + (
+                CLIFlag("--embedding-mode", "model.embedding_mode", "rand | static | non-static"),
+                CLIFlag("--chars", "model.char_encoder", "character features: cnn (Ma & Hovy) | lstm (Lample et al.) | none"),
+            ),
+            formatter="keras_tasks.tasks.formatting:entities",
         ),
         TaskCard(
             name="translation",

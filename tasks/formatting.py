@@ -62,20 +62,18 @@ def language_model(inputs, outputs, options=None):
     return lines
 
 
-def captioning(inputs, outputs, options=None):
-    """The caption of each image; with `attention_png=PATH` also a PNG of the attention over the image per word."""
-    png = (options or {}).get("attention_png")
+def entities(inputs, outputs, options=None):
+    """`input<TAB>TEXT/TYPE[start:end] ...`: a tagger's entities with their character offsets in the input."""
     lines = []
     for i, item in enumerate(inputs):
-        line = as_text(outputs["caption"][i])
-        if png and "attention" in outputs:
-            from keras_tasks.tasks.attention_plot import numbered_path
-            from keras_tasks.tasks.image_attention_plot import plot_image_attention
-
-            path = plot_image_attention(numbered_path(str(png), i, len(inputs)), item, outputs["attention"][i],
-                                        outputs["words"][i])
-            line += f"\t[attention maps: {path}]"
-        lines.append(f"{line}\t{item}" if isinstance(item, str) else line)
+        found = [
+            f"{as_text(text)}/{as_text(kind)}[{int(start)}:{int(end)}]"
+            for text, kind, start, end in zip(
+                outputs["entities"][i], outputs["entity_types"][i], outputs["entity_starts"][i], outputs["entity_ends"][i]
+            )
+            if int(start) >= 0
+        ]
+        lines.append(f"{item}\t{' '.join(found) if found else '(no entities)'}")
     return lines
 
 
@@ -92,4 +90,21 @@ def translation(inputs, outputs, options=None):
                                   outputs["source_tokens"][i], outputs["target_tokens"][i])
             line += f"\t[attention heat map: {path}]"
         lines.append(line)
+    return lines
+
+
+def captioning(inputs, outputs, options=None):
+    """The caption of each image; with `attention_png=PATH` also a PNG of the attention over the image per word."""
+    png = (options or {}).get("attention_png")
+    lines = []
+    for i, item in enumerate(inputs):
+        line = as_text(outputs["caption"][i])
+        if png and "attention" in outputs:
+            from keras_tasks.tasks.attention_plot import numbered_path
+            from keras_tasks.tasks.image_attention_plot import plot_image_attention
+
+            path = plot_image_attention(numbered_path(str(png), i, len(inputs)), item, outputs["attention"][i],
+                                        outputs["words"][i])
+            line += f"\t[attention maps: {path}]"
+        lines.append(f"{line}\t{item}" if isinstance(item, str) else line)
     return lines
