@@ -157,14 +157,17 @@ def shakespeare(args):
         seconds = time.perf_counter() - start
         del x, y
         keras_io_val = keras_io_nats(model, valid_text, chars)
-        run_dir = os.path.join(args.out, "shakespeare_side_by_side")
+        default_name = "shakespeare_side_by_side" if args.side_epochs == 3 else f"shakespeare_side_by_side_{args.side_epochs}"
+        name = args.side_name or default_name
+        run_dir = os.path.join(args.out, name)
         config = base.resolve_config(
             "language_model", {"data.dataset": "tinyshakespeare", "data.data_dir": args.data_dir},
-            overrides=[f"train.epochs={args.side_epochs}", "train.verbose=2"],
+            overrides=[f"train.epochs={args.side_epochs}", "train.verbose=2", *args.side_set],
         )
         metrics = base.train("language_model", config, run_dir, callbacks=[TimeBudget(seconds)])
-        save_row("shakespeare_side_by_side" if args.side_epochs == 3 else f"shakespeare_side_by_side_{args.side_epochs}", {
-            "ours_schedule": f"char preset, cosine over {args.side_epochs} epochs (stopped by the time budget)",
+        save_row(name, {
+            "ours_schedule": f"char preset, cosine over {args.side_epochs} epochs (stopped by the time budget)"
+            + (f", --set {' '.join(args.side_set)}" if args.side_set else ""),
             "seconds": seconds,
             "keras_io_val_nats": keras_io_val,
             "ours_val_nats": metrics["validation"]["nats_per_char"],
@@ -255,6 +258,9 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("runs", "benchmark_lm"))
     parser.add_argument("--only", nargs="*", default=["shakespeare_side_by_side", "generation_speed", "shakespeare_budget", "ptb_small", "ptb_tied"])
     parser.add_argument("--side-epochs", type=int, default=3, help="ours: epochs of the schedule in the side-by-side run")
+    parser.add_argument("--side-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="ours: config overrides in the side-by-side run (e.g. model.dropout=0)")
+    parser.add_argument("--side-name", help="the result row's name (default: by --side-epochs)")
     parser.add_argument("--char-minutes", type=float, default=30.0)
     parser.add_argument("--char-epochs", type=int, default=20)
     parser.add_argument("--ptb-epochs", type=int, default=13)
