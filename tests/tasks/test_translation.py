@@ -118,8 +118,9 @@ def test_demo_page_shows_the_translation_and_an_attention_heat_map(exported, bro
         rows = section.find_elements(By.CSS_SELECTOR, ".result table.heatmap tbody tr")
         columns = section.find_elements(By.CSS_SELECTOR, ".result table.heatmap thead th")
         expected = run_signature(path, "ein mann läuft")
-        assert translation.text == "Translation: " + expected["translation"]
-        assert [c.text for c in columns[1:]] == expected["source_tokens"]
+        # The browser drops trailing spaces: a tiny model's translation may be empty ("Translation:").
+        assert translation.text.rstrip() == ("Translation: " + expected["translation"]).rstrip()
+        assert [c.text for c in columns[1:]] == expected["source_tokens"] and expected["source_tokens"]
         assert [r.find_element(By.TAG_NAME, "th").text for r in rows] == expected["target_tokens"]
         for row, weights in zip(rows, expected["attention"]):
             shown = [float(td.get_attribute("data-weight")) for td in row.find_elements(By.TAG_NAME, "td")]
