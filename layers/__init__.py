@@ -3,6 +3,7 @@
 from keras_tasks.layers.attention_decoder_cell import AttentionDecoderCell
 from keras_tasks.layers.attention_pooling import AttentionPooling
 from keras_tasks.layers.bahdanau_attention import BahdanauAttention
+from keras_tasks.layers.bigram_bag import BigramBag
 from keras_tasks.layers import decoding  # greedy, sample, beam_search, tile_state
 from keras_tasks.layers.locked_dropout import LockedDropout
 from keras_tasks.layers.luong_attention import LuongAttention

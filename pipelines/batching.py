@@ -36,6 +36,7 @@ def batch_dataset(
     bucket_batch_sizes=None,
     length_fn=None,
     length_key=None,
+    batch_map=None,
 ):
     """Cache, shuffle (training only), batch and prefetch a dataset of examples.
 
@@ -83,6 +84,10 @@ def batch_dataset(
             e.g. `"token_ids"` in `({"token_ids": ...}, tags)`). Default: the
             longest first dimension of the element's variable-length
             components.
+        batch_map: optional function applied to each batch (after batching,
+            before prefetching), e.g. one-hot labels: one vectorised call
+            per batch costs far less than a `Dataset.map` per example, whose
+            first pass over 50k in-memory images alone takes seconds.
 
     Returns:
         The batched `tf.data.Dataset`, prefetching.
@@ -141,6 +146,8 @@ def batch_dataset(
         )
     else:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if batch_map is not None:
+        dataset = dataset.map(batch_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

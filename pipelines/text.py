@@ -42,7 +42,10 @@ def count_tokens(texts, lowercase=True, max_length=None, batch_size=4096, tokeni
     counts = collections.Counter()
     for start in range(0, len(texts), batch_size):
         batch = tokenize(texts[start : start + batch_size], lowercase, max_length, tokenizer)
-        counts.update(t.decode("utf-8") for t in batch.flat_values.numpy())
+        # Count in the graph, then add one Python entry per distinct token (not per token: IMDB has 6M).
+        words, _, batch_counts = tf.unique_with_counts(batch.flat_values)
+        for word, count in zip(words.numpy(), batch_counts.numpy().tolist()):
+            counts[word.decode("utf-8")] += count
     return counts
 
 

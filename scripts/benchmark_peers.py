@@ -28,14 +28,15 @@ ROWS = {
         "title": "mnist_convnet: time to 99% test accuracy",
         "target": 0.99,
         "peer": "keras-io mnist_convnet (2 conv + dense, Adam, batch 128, 15 epochs)",
-        "ours": {"data.dataset": "mnist"},
+        # The small CNN is the fast route to 99%; LeNet-5 (the task's default model) for reference.
+        "ours": [{"data.dataset": "mnist", "model.name": "cnn"}, {"data.dataset": "mnist", "model.name": "lenet5"}],
         "task": "image_classification",
     },
     "imdb": {
         "title": "text_classification_from_scratch (IMDB): time to 86% test accuracy",
         "target": 0.86,
         "peer": "keras-io text_classification_from_scratch (20k tokens, 500 steps, 2 strided Conv1D, 3 epochs)",
-        "ours": {"data.dataset": "imdb"},
+        "ours": [{"data.dataset": "imdb"}],  # the IMDB default: fasttext
         "task": "text_classification",
     },
 }
@@ -161,11 +162,11 @@ PEERS = {"mnist": keras_io_mnist, "imdb": keras_io_imdb}
 # === keras-tasks, through the path `keras-tasks train` runs ===
 
 
-def ours(row, data_dir, overrides, max_examples=None):
+def ours(row, data_dir, overrides, max_examples=None, variant=0):
     from keras_tasks.tasks import base
 
     spec = ROWS[row]
-    flags = dict(spec["ours"], **{"data.data_dir": data_dir, "train.verbose": "0"})
+    flags = dict(spec["ours"][variant], **{"data.data_dir": data_dir, "train.verbose": "0"})
     if max_examples:
         flags["data.max_examples"] = max_examples
     config = base.resolve_config(spec["task"], flags, None, overrides)
@@ -207,13 +208,15 @@ def render(results):
         return f"{reached}, final {100 * s['final_test_accuracy']:.2f}%"
 
     for row, r in results["rows"].items():
-        peer, own = r["keras_io"], r["keras_tasks"]
-        ratio = own["seconds_to_target"] / peer["seconds_to_target"] if own["seconds_to_target"] and peer["seconds_to_target"] else None
-        met = ratio is not None and ratio <= 0.5 and own["final_test_accuracy"] >= peer["final_test_accuracy"]
-        lines.append(
-            f"| {ROWS[row]['title']} | {cell(peer)} | {cell(own)} (`{r['command']}`) | "
-            f"{f'{ratio:.2f}' if ratio else '—'} | {'met' if met else '**not met**'} |"
-        )
+        peer = r["keras_io"]
+        for own in r["keras_tasks"]:
+            both = own["seconds_to_target"] and peer["seconds_to_target"]
+            ratio = own["seconds_to_target"] / peer["seconds_to_target"] if both else None
+            met = ratio is not None and ratio <= 0.5 and own["final_test_accuracy"] >= peer["final_test_accuracy"]
+            lines.append(
+                f"| {ROWS[row]['title']} | {cell(peer)} | {cell(own)} (`{own['command']}`) | "
+                f"{f'{ratio:.2f}' if ratio else '—'} | {'met' if met else '**not met**'} |"
+            )
     info = results["machine"]
     lines += ["", f"Machine: {info['platform']}, {info['cpus']} CPUs, TensorFlow {info['tensorflow']}, "
               f"Keras {info['keras']}; measured {results['date']}.", ""]
@@ -241,11 +244,13 @@ def main(argv=None):
         peer = PEERS[row](args.data_dir, args.max_examples, **peer_kwargs)
         print(f"=== {row}: keras-tasks", flush=True)
         overrides = [o.split(":", 1)[1] for o in args.ours_set if o.startswith(row + ":")]
-        own, command = ours(row, args.data_dir, overrides, args.max_examples)
         target = ROWS[row]["target"]
+        own = []
+        for variant in range(len(ROWS[row]["ours"])):
+            epochs, command = ours(row, args.data_dir, overrides, args.max_examples, variant)
+            own.append(dict(summary(epochs, target), command=command))
         results["rows"][row] = {
-            "keras_io": summary(peer, target), "keras_tasks": summary(own, target), "command": command,
-            "peer": ROWS[row]["peer"], "target": target,
+            "keras_io": summary(peer, target), "keras_tasks": own, "peer": ROWS[row]["peer"], "target": target,
         }
         results["machine"], results["date"] = machine(), time.strftime("%Y-%m-%d")
         if args.max_examples or args.peer_epochs:

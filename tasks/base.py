@@ -255,6 +255,12 @@ class Task:
             kwargs["weight_decay"] = train.weight_decay
         if train.clipnorm is not None:  # the norm of all gradients together, as Pascanu et al. and Zaremba et al.
             kwargs["global_clipnorm"] = train.clipnorm
+        if train.optimizer == "lazy_adam":
+            if keras.backend.backend() != "tensorflow":  # other backends' gradients are dense: Adam is the same
+                return keras.optimizers.Adam(**kwargs)
+            from keras_tasks.tasks.optimizers import LazyAdam
+
+            return LazyAdam(**kwargs)
         return keras.optimizers.get({"class_name": train.optimizer, "config": kwargs})
 
 

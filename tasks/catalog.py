@@ -117,7 +117,7 @@ CARDS = {
             name="text_classification",
             module="keras_tasks.tasks.text_classification",
             summary="Raw text to one label, with the tokenizer inside the exported model.",
-            models=("textcnn", "bilstm_attention"),
+            models=("textcnn", "bilstm_attention", "fasttext"),
             datasets=_text_datasets,
             flags=_EMBEDDING_FLAGS
             + (

@@ -27,7 +27,7 @@ class TrainConfig:
 
     epochs: int = 10  # passes over the training split
     batch_size: int = 50
-    optimizer: str = "adam"  # any keras.optimizers name: adam, adamw, adadelta, sgd, ...
+    optimizer: str = "adam"  # any keras.optimizers name (adam, adamw, adadelta, sgd, ...) or lazy_adam (sparse rows)
     learning_rate: float = 1e-3
     weight_decay: typing.Optional[float] = None  # for optimizers that take it (adamw)
     lr_schedule: str = "constant"  # constant | cosine | one_cycle | step | plateau

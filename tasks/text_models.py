@@ -1,4 +1,4 @@
-"""Text classifier builders: TextCNN (Kim 2014) and BiLSTM + attention pooling.
+"""Text classifier builders: TextCNN (Kim 2014), BiLSTM + attention pooling, fastText (Joulin et al. 2017).
 
 Plain Keras on `keras.ops` layers, importable without TensorFlow: the task builds them from its
 vocabulary, and a GPU machine with JAX only builds the very same graphs (`scripts/benchmark_gpu.py`).
@@ -9,10 +9,11 @@ probabilities, float32 also under mixed precision.
 import keras
 
 from keras_tasks.layers.attention_pooling import AttentionPooling
+from keras_tasks.layers.bigram_bag import BigramBag
 from keras_tasks.layers.pretrained_embedding import PretrainedEmbedding
 from keras_tasks.layers.text_cnn_block import TextCNNBlock
 
-TEXT_MODELS = ("textcnn", "bilstm_attention")
+TEXT_MODELS = ("textcnn", "bilstm_attention", "fasttext")
 
 
 def text_classifier(
@@ -29,11 +30,13 @@ def text_classifier(
     attention_dim=100,
     dropout=0.5,
     max_norm=3.0,
+    bigram_keys=None,
 ):
-    """`textcnn` or `bilstm_attention` over `token_ids`.
+    """`textcnn`, `bilstm_attention` or `fasttext` over `token_ids`.
 
     Args:
-        name: `"textcnn"` or `"bilstm_attention"`.
+        name: `"textcnn"`, `"bilstm_attention"` or `"fasttext"` (the mean of word and known-bigram
+            embeddings, then the softmax layer: a linear model of the bag of words and bigrams).
         vocabulary_size: ids `0..vocabulary_size-1` (0 is padding).
         num_classes: size of the softmax.
         embedding_dim: ignored when `weights` is given (its width is used).
@@ -44,15 +47,27 @@ def text_classifier(
             and the attention scoring layer's size.
         dropout: before the output (and on the embeddings of the BiLSTM).
         max_norm: l2 max-norm of the output layer's weight vectors, or None.
+        bigram_keys: fasttext only: sorted keys `first_id * vocabulary_size + second_id` of the bigrams
+            that get a vector (`layers.bigram_bag.count_bigram_keys`).
     """
     if name not in TEXT_MODELS:
         raise ValueError(f"model.name must be one of {TEXT_MODELS}, got {name!r}")
     if weights is not None:
         embedding_dim = weights.shape[1]
+    if name == "fasttext":
+        if weights is not None or embedding_mode != "rand":
+            raise ValueError("fasttext learns its own word and bigram vectors: use embedding_mode='rand'")
+        if bigram_keys is None:
+            raise ValueError("fasttext needs bigram_keys (layers.bigram_bag.count_bigram_keys over the training ids)")
 
     # === Layers ===
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    embedding = PretrainedEmbedding(vocabulary_size, embedding_dim, mode=embedding_mode, weights=weights, name="embedding")
+    if name == "fasttext":
+        embedding = BigramBag(vocabulary_size, embedding_dim, len(bigram_keys), bigram_keys, name="bigram_bag")
+    else:
+        embedding = PretrainedEmbedding(
+            vocabulary_size, embedding_dim, mode=embedding_mode, weights=weights, name="embedding"
+        )
     output_layer = keras.layers.Dense(
         num_classes,
         activation="softmax",
@@ -65,11 +80,12 @@ def text_classifier(
     x = embedding(token_ids)
     if name == "textcnn":
         x = TextCNNBlock(filter_sizes, num_filters, name="text_cnn")(x)
-    else:
+    elif name == "bilstm_attention":
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
         for i in range(num_layers):
             # Defaults (tanh/sigmoid, no recurrent dropout, unroll=False) keep the cuDNN kernel eligible.
             x = keras.layers.Bidirectional(keras.layers.LSTM(hidden_dim, return_sequences=True), name=f"bilstm_{i}")(x)
         x, _ = AttentionPooling(attention_dim, name="attention")(x, return_attention_scores=True)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
     return keras.Model(token_ids, output_layer(x), name=name)

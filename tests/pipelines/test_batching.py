@@ -63,6 +63,19 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     assert second != first and sorted(second) == list(range(50))  # a new order each epoch
 
 
+def test_batch_map_runs_once_per_batch_after_shuffling():
+    examples = tf.data.Dataset.from_tensor_slices({"image": np.arange(10, dtype="float32"), "label": np.arange(10) % 3})
+    dataset = batching.batch_dataset(
+        examples, 4, training=True, seed=1, batch_map=lambda x: (x["image"] * 2, tf.one_hot(x["label"], 3))
+    )
+    batches = list(dataset)
+    assert [int(images.shape[0]) for images, _ in batches] == [4, 4, 2]
+    images = np.concatenate([images.numpy() for images, _ in batches])
+    labels = np.concatenate([np.argmax(onehot.numpy(), -1) for _, onehot in batches])
+    assert sorted(images.tolist()) == [2.0 * i for i in range(10)] and images.tolist() != sorted(images.tolist())
+    assert (labels == (images / 2).astype(int) % 3).all()  # image and label still travel together
+
+
 def test_stream_batches_continue_each_other():
     ids = np.arange(43)  # 2 streams of 21 tokens: windows of 5 -> 4 full windows (20 + 1 target)
     windows = [(x.numpy(), y.numpy()) for x, y in batching.stream_batches(ids, 2, 5)]

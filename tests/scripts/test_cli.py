@@ -67,7 +67,8 @@ def test_errors_are_one_clear_line(tmp_path, capsys, monkeypatch):
 def test_print_config_resolves_presets_and_flags(capsys):
     code, out, _ = run(capsys, "train", "text_classification", "--dataset", "imdb", "--epochs", "7", "--print-config")
     config = json.loads(out)
-    assert code == 0 and config["train"]["epochs"] == 7 and config["train"]["batch_size"] == 32
+    assert code == 0 and config["train"]["epochs"] == 7 and config["train"]["batch_size"] == 64
+    assert config["model"]["name"] == "fasttext"  # the preset's model for documents
 
 
 def test_help_lists_subcommands(capsys):

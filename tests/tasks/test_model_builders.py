@@ -87,6 +87,13 @@ MODEL_CASES = [
         lambda: TOKEN_IDS, sparse_labels, {"model.name": "bilstm_attention"},
     ),
     ModelCase(
+        "text_classification", "fasttext",
+        # Known bigrams (3, 4) and (7, 8): keys first * VOCABULARY + second.
+        lambda: text_classifier("fasttext", VOCABULARY, CLASSES, embedding_dim=4, dropout=0.0,
+                                bigram_keys=[3 * VOCABULARY + 4, 7 * VOCABULARY + 8]),
+        lambda: TOKEN_IDS, sparse_labels, {"model.name": "fasttext"},
+    ),
+    ModelCase(
         "language_model", "lstm",
         lambda: lstm_lm(VOCABULARY, BATCH, dropout=0.1, **TINY_LM),
         lambda: TOKEN_IDS, next_tokens, {"train.batch_size": BATCH},

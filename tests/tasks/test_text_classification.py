@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_tasks.pipelines.errors import ConfigError
 from keras_tasks.tasks import base
 from keras_tasks.tasks import config as config_lib
 from keras_tasks.tasks import predict as predict_lib
@@ -45,7 +46,9 @@ def test_config_overrides_and_file(tmp_path):
         9,
     )
     # Presets follow the chosen model/dataset, and flags still win over them.
-    assert base.resolve_config("text_classification", {"data.dataset": "imdb"}).train.batch_size == 32
+    assert base.resolve_config("text_classification", {"data.dataset": "imdb"}).train.batch_size == 64  # fasttext
+    imdb_textcnn = {"data.dataset": "imdb", "model.name": "textcnn"}
+    assert base.resolve_config("text_classification", imdb_textcnn).train.batch_size == 32
     assert base.resolve_config("text_classification", {"data.dataset": "imdb", "train.batch_size": 5}).train.batch_size == 5
 
 
@@ -70,7 +73,7 @@ def test_bilstm_stays_cudnn_eligible(tiny_dataset, tmp_path):
             assert np.all(row[:length] != 0) and np.all(row[length:] == 0)
 
 
-@pytest.mark.parametrize("model_name", ["textcnn", "bilstm_attention"])
+@pytest.mark.parametrize("model_name", ["textcnn", "bilstm_attention", "fasttext"])
 def test_train_export_reload_equal_on_raw_strings(model_name, tiny_dataset, tmp_path):
     run_dir = str(tmp_path / "run")
     metrics = base.train("text_classification", tiny_config(tiny_dataset, model_name), run_dir, log=lambda *_: None)
@@ -151,6 +154,33 @@ def test_cross_validation_reports_the_mean_of_folds(tiny_dataset, tmp_path):
     assert base.evaluate(str(tmp_path / "cv"))["test"]["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-6)
 
 
+def test_default_model_follows_the_dataset():
+    def resolved(flags):
+        return base.resolve_config("text_classification", flags)
+
+    mr, imdb = resolved({"data.dataset": "mr"}), resolved({"data.dataset": "imdb"})
+    assert mr.model.name == "textcnn" and mr.model.embedding_dim == 300 and mr.data.max_length == 400
+    # Documents: fastText, whole reviews, a lazy Adam for the sparse table.
+    assert imdb.model.name == "fasttext" and imdb.data.max_length is None and imdb.train.optimizer == "lazy_adam"
+    assert imdb.data.max_tokens == 20000 and imdb.model.dropout == 0.0
+    kim = resolved({"data.dataset": "imdb", "model.name": "textcnn"})  # Kim's model stays one flag away
+    assert kim.model.embedding_dim == 300 and kim.data.max_length == 400 and kim.train.optimizer == "adam"
+    with pytest.raises(ConfigError, match="fasttext learns its own"):
+        TextClassificationTask(resolved({"model.name": "fasttext", "model.embeddings_path": "vectors.txt"}))
+
+
+def test_fasttext_bigram_keys_come_from_training_text(tiny_dataset, tmp_path):
+    task = TextClassificationTask(tiny_config(tiny_dataset, "fasttext"))
+    splits = task.load_data()
+    task.adapt(splits, str(tmp_path))
+    task.restore(str(tmp_path))
+    keys = set(task.bigram_keys.tolist())
+    size = task.vectorizer.vocabulary_size
+    ids = task.vectorizer(splits.texts["train"]).numpy()
+    seen = {int(a) * size + int(b) for row in ids for a, b in zip(row[:-1], row[1:]) if a and b}
+    assert keys and keys <= seen  # every kept bigram occurs in the training texts
+
+
 def test_tiny_model_learns_the_tiny_task(tmp_path):
     path = write_lines(tmp_path / "reviews.txt", tiny_sentiment_lines(400, seed=1))
     config = tiny_config(path, **{"train.epochs": 8, "train.learning_rate": 0.01})
@@ -171,6 +201,20 @@ def test_textcnn_learns_trec():
         metrics = base.train("text_classification", config, run_dir, log=lambda *_: None)
     # Majority class (DESC) is 27.6% of the TREC test set.
     assert metrics["test"]["accuracy"] >= 0.75
+
+
+@pytest.mark.large
+def test_fasttext_learns_imdb():
+    import tempfile
+
+    config = base.resolve_config(
+        "text_classification",
+        {"data.dataset": "imdb", "data.data_dir": data_dir(), "data.max_examples": 6000, "train.epochs": 2},
+    )
+    assert config.model.name == "fasttext"
+    with tempfile.TemporaryDirectory() as run_dir:
+        metrics = base.train("text_classification", config, run_dir, log=lambda *_: None)
+    assert metrics["test"]["accuracy"] >= 0.8  # balanced classes: chance is 0.5
 
 
 @pytest.mark.large
