@@ -69,3 +69,19 @@ def card(driver, name):
 def wait_for_result(driver, section, selector):
     """The elements matching `selector` inside the section's result, once there are some."""
     return WebDriverWait(driver, 20).until(lambda _: section.find_elements(By.CSS_SELECTOR, f".result {selector}"))
+
+
+@contextmanager
+def demo_card(driver, model_base_path, name="tiny"):
+    """Serve the models under `model_base_path`, open the demo page and yield model `name`'s section."""
+    from keras_tasks.serving import server
+
+    config = server.ServerConfig(model_base_path=model_base_path, port=0, poll_seconds=60)
+    with server.ServerThread(config) as running:
+        driver.get(running.url + "/")
+        yield card(driver, name)
+
+
+def option_fields(section):
+    """The section's option inputs (the export's signature defaults), by name."""
+    return {field.get_attribute("name"): field for field in section.find_elements(By.CSS_SELECTOR, "input.input-option")}

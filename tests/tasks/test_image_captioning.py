@@ -157,9 +157,7 @@ def test_predict_prints_caption_and_writes_attention_png(exported, tmp_path):
 
 def test_demo_page_captions_an_uploaded_image(exported, browser):
     """The served captioner in the demo page: upload a JPEG, read the caption and one attention grid per word."""
-    from demo_page import By, card, wait_for_result
-
-    from keras_tasks.serving import server
+    from demo_page import By, demo_card, option_fields, wait_for_result
 
     _, _, path, _ = exported
     # Greedy, and the page's beam_size field set to 1 to match.
@@ -170,14 +168,11 @@ def test_demo_page_captions_an_uploaded_image(exported, browser):
     index = 0
     image, caption = images[index], expected["caption"].numpy()[index].decode()
     words = [w.decode() for w in expected["words"].numpy()[index] if w]
-    base_path = os.path.dirname(os.path.dirname(path))
-    with server.ServerThread(server.ServerConfig(model_base_path=base_path, port=0, poll_seconds=60)) as running:
-        browser.get(running.url + "/")
-        section = card(browser, "tiny")
-        options = {f.get_attribute("name"): f.get_attribute("value")
-                   for f in section.find_elements(By.CSS_SELECTOR, "input.input-option")}
-        assert options == {"beam_size": "3", "max_length": "6"}  # signature_defaults.json
-        beam_size = section.find_element(By.CSS_SELECTOR, 'input.input-option[name="beam_size"]')
+    with demo_card(browser, os.path.dirname(os.path.dirname(path))) as section:
+        fields = option_fields(section)
+        assert {name: field.get_attribute("value") for name, field in fields.items()} == {
+            "beam_size": "3", "max_length": "6"}  # signature_defaults.json
+        beam_size = fields["beam_size"]
         beam_size.clear()
         beam_size.send_keys("1")
         section.find_element(By.CSS_SELECTOR, "input.input-file").send_keys(image)

@@ -170,20 +170,12 @@ def test_export_reload_and_serve_generate_and_score(exported_lm):
 
 def test_demo_page_generates_from_a_prompt_and_scores(exported_lm, browser):
     """The served LM in the demo page: a prompt box with the export's defaults, generated text, a score table."""
-    from demo_page import By
-    from demo_page import card
-    from demo_page import wait_for_result
+    from demo_page import By, demo_card, option_fields, wait_for_result
     from selenium.webdriver.support.ui import Select
 
-    from keras_tasks.serving import server
-
     _, path, _ = exported_lm
-    base_path = os.path.dirname(os.path.dirname(path))
-    with server.ServerThread(server.ServerConfig(model_base_path=base_path, port=0, poll_seconds=60)) as running:
-        browser.get(running.url + "/")
-        section = card(browser, "tiny")
-        fields = section.find_elements(By.CSS_SELECTOR, "input.input-option")
-        options = {field.get_attribute("name"): field for field in fields}
+    with demo_card(browser, os.path.dirname(os.path.dirname(path))) as section:
+        options = option_fields(section)
         assert {name: field.get_attribute("value") for name, field in options.items()} == {
             "max_length": "30", "temperature": "1", "top_k": "0", "seed": "0"}  # signature_defaults.json
         section.find_element(By.CSS_SELECTOR, "textarea.input-text").send_keys("the cat")

@@ -149,15 +149,10 @@ def test_bad_scheme_and_model_are_one_line_errors(tmp_path):
 
 def test_demo_page_highlights_entities(learned_tagger, browser):
     """The trained tagger finds a person and a place: the page marks exactly those spans in the text typed."""
-    from demo_page import By, card, wait_for_result
-
-    from keras_tasks.serving import server
+    from demo_page import By, demo_card, wait_for_result
 
     sentence = "Anna went to Paris ."
-    with server.ServerThread(server.ServerConfig(model_base_path=os.path.dirname(learned_tagger[1]), port=0,
-                                                 poll_seconds=60)) as running:
-        browser.get(running.url + "/")
-        section = card(browser, "ner")
+    with demo_card(browser, os.path.dirname(learned_tagger[1]), "ner") as section:
         section.find_element(By.CSS_SELECTOR, "textarea.input-text").send_keys(sentence)
         section.find_element(By.CSS_SELECTOR, "button.predict").click()
         (text,) = wait_for_result(browser, section, "p.entities")

@@ -100,17 +100,11 @@ def test_beam_one_equals_greedy_and_rows_do_not_depend_on_their_batch(exported):
 
 
 def test_demo_page_shows_the_translation_and_an_attention_heat_map(exported, browser):
-    from demo_page import By, card, wait_for_result
-
-    from keras_tasks.serving import server
+    from demo_page import By, demo_card, option_fields, wait_for_result
 
     _, path, _ = exported
-    base_path = os.path.dirname(os.path.dirname(path))
-    with server.ServerThread(server.ServerConfig(model_base_path=base_path, port=0, poll_seconds=60)) as running:
-        browser.get(running.url + "/")
-        section = card(browser, "tiny")
-        fields = {field.get_attribute("name"): field.get_attribute("value")
-                  for field in section.find_elements(By.CSS_SELECTOR, "input.input-option")}
+    with demo_card(browser, os.path.dirname(os.path.dirname(path))) as section:
+        fields = {name: field.get_attribute("value") for name, field in option_fields(section).items()}
         assert fields == {"beam_size": "5", "length_penalty": "0.6", "max_length": "100"}  # signature_defaults.json
         section.find_element(By.CSS_SELECTOR, "textarea.input-text").send_keys("ein mann läuft")
         section.find_element(By.CSS_SELECTOR, "button.predict").click()
