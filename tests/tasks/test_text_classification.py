@@ -1,3 +1,4 @@
+import collections
 import csv
 import json
 import os
@@ -169,16 +170,20 @@ def test_default_model_follows_the_dataset():
         TextClassificationTask(resolved({"model.name": "fasttext", "model.embeddings_path": "vectors.txt"}))
 
 
-def test_fasttext_bigram_keys_come_from_training_text(tiny_dataset, tmp_path):
-    task = TextClassificationTask(tiny_config(tiny_dataset, "fasttext"))
+@pytest.mark.parametrize("max_bigrams", [100000, 3])
+def test_fasttext_bigram_keys_are_the_most_frequent_training_bigrams(max_bigrams, tiny_dataset, tmp_path):
+    task = TextClassificationTask(tiny_config(tiny_dataset, "fasttext", **{"model.max_bigrams": max_bigrams}))
     splits = task.load_data()
     task.adapt(splits, str(tmp_path))
     task.restore(str(tmp_path))
-    keys = set(task.bigram_keys.tolist())
     size = task.vectorizer.vocabulary_size
     ids = task.vectorizer(splits.texts["train"]).numpy()
-    seen = {int(a) * size + int(b) for row in ids for a, b in zip(row[:-1], row[1:]) if a and b}
-    assert keys and keys <= seen  # every kept bigram occurs in the training texts
+    counts = collections.Counter(int(a) * size + int(b) for row in ids for a, b in zip(row[:-1], row[1:]) if a and b)
+    keys = task.bigram_keys.tolist()
+    assert keys == sorted(keys) and len(keys) == min(max_bigrams, len(counts))
+    kept = [counts[k] for k in keys]
+    dropped = [n for k, n in counts.items() if k not in set(keys)]
+    assert min(kept) >= max(dropped, default=0)  # nothing dropped is more frequent than what was kept
 
 
 def test_tiny_model_learns_the_tiny_task(tmp_path):
