@@ -28,18 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOUNDARIES = (100, 150, 200, 250, 300, 400)
 
 
-class EpochSeconds(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def padding_stats(dataset):
     """Real tokens and padded positions in one epoch of batches."""
     tokens = positions = batches = 0
@@ -62,13 +50,13 @@ def measure(task, splits, boundaries, epochs=2):
     keras.utils.set_random_seed(config.train.seed)
     model = variant.build_model()
     model.compile(**variant.compile_args(stats["batches"]))
-    clock = EpochSeconds()
+    clock = base.EpochTimer()
     history = model.fit(dataset, epochs=epochs, callbacks=[clock], verbose=0)
     examples = variant.num_examples(splits, "train")
     return {
         "bucket_boundaries": list(boundaries),
-        "examples_per_second": round(examples / clock.seconds[-1], 1),
-        "epoch_seconds": [round(s, 2) for s in clock.seconds],
+        "examples_per_second": round(examples / clock.epoch_seconds[-1], 1),
+        "epoch_seconds": [round(s, 2) for s in clock.epoch_seconds],
         "final_loss": round(float(history.history["loss"][-1]), 4),
         **stats,
     }

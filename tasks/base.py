@@ -380,7 +380,7 @@ def _verbosity(train):
     return int(train.verbose)
 
 
-class _Throughput(keras.callbacks.Callback):
+class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch (the first one includes tracing)."""
 
     def __init__(self):
@@ -597,7 +597,7 @@ def _fit(task, splits, run_dir, mode, extra_callbacks, log=print, distribution=d
             )
         model.compile(jit_compile=train_cfg.jit_compile, **task.compile_args(steps))
     distribution.prepare(model, train_ds)
-    throughput = _Throughput()
+    throughput = EpochTimer()
     history_path = os.path.join(run_dir, "history.csv")
     best_path = os.path.join(run_dir, "best.weights.h5")
     monitor = train_cfg.monitor

@@ -71,6 +71,18 @@ class TextClassificationConfig:
     )
 
 
+def is_documents(dataset):
+    """IMDB's reviews (a local copy or tfds): documents, not sentences."""
+    dataset = dataset or ""
+    return dataset == "imdb" or dataset.startswith("tfds:imdb")
+
+
+def default_model(dataset):
+    """`model.name=auto`: Kim's CNN is built for sentences; on 250-word reviews a bag of words and bigrams reaches
+    90% in a fraction of its time (docs/benchmarks_peers.md). `--model textcnn` keeps Kim's configuration."""
+    return "fasttext" if is_documents(dataset) else "textcnn"
+
+
 @register_task("text_classification")
 class TextClassificationTask(Task):
     """Raw text to one label, with the tokenizer inside the exported model.
@@ -84,8 +96,7 @@ class TextClassificationTask(Task):
 
     def __init__(self, config):
         if config.model.name == "auto":  # a config built without resolve_config: the presets' choice of model
-            dataset = config.data.dataset or ""
-            name = "fasttext" if dataset == "imdb" or dataset.startswith("tfds:imdb") else "textcnn"
+            name = default_model(config.data.dataset)
             config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=name))
         super().__init__(config)
         if config.model.name not in MODELS:
@@ -110,12 +121,9 @@ class TextClassificationTask(Task):
     @classmethod
     def presets(cls, draft):
         model, dataset = draft.model.name, draft.data.dataset
-        documents = dataset == "imdb" or (dataset or "").startswith("tfds:imdb")
         presets = {}
         if model == "auto":
-            # Kim's CNN is built for sentences; on 250-word reviews a bag of words and bigrams is as accurate and
-            # reaches 90% in a fraction of its time (docs/benchmarks_peers.md). `--model textcnn` keeps Kim's configuration.
-            model = presets["model.name"] = "fasttext" if documents else "textcnn"
+            model = presets["model.name"] = default_model(dataset)
         if model == "fasttext":
             # Joulin et al. (2017): small vectors, no dropout, a linear classifier; whole documents (the cost of a
             # token is a lookup), a vocabulary whose bigram keys fit in int32.
@@ -125,7 +133,7 @@ class TextClassificationTask(Task):
                 "train.learning_rate": 5e-3, "train.lr_schedule": "cosine",
                 "train.optimizer": "lazy_adam",  # the step updates only the looked-up rows of the table
             })
-        elif documents:
+        elif is_documents(dataset):
             # Documents: fewer, longer examples.
             presets.update({"train.batch_size": 32, "train.epochs": 3, "data.max_length": 400})
         elif dataset == "sst2_phrases":
