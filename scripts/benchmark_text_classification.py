@@ -25,9 +25,13 @@ ROWS = {
     "sst2": {"dataset": "sst2_phrases", "target": 82.7},
     "sst1": {"dataset": "sst1", "target": 45.0},
     "trec": {"dataset": "trec", "target": 91.2},
-    "imdb": {"dataset": "imdb", "target": 86.4},
+    "imdb": {"dataset": "imdb", "target": 86.4, "models": ("textcnn", "bilstm_attention", "fasttext")},
 }
-MODELS = ("textcnn", "bilstm_attention")
+MODELS = ("textcnn", "bilstm_attention", "fasttext")  # table order; rows run their own "models" (default: the first two)
+
+
+def row_models(row):
+    return ROWS[row].get("models", MODELS[:2])
 
 
 def machine():
@@ -45,7 +49,7 @@ def machine():
     }
 
 
-def run_row(model, row, runs_dir, overrides):
+def run_row(model, row, runs_dir, overrides, note=""):
     from keras_tasks.tasks import base
 
     spec = ROWS[row]
@@ -76,6 +80,7 @@ def run_row(model, row, runs_dir, overrides):
         "wall_seconds_this_invocation": round(wall, 1),
         "command": command,
         "run_dir": run_dir,
+        "note": note,
     }
     print(json.dumps(result), flush=True)
     return result
@@ -142,8 +147,9 @@ def throughput(model_name, dataset, epochs=5, max_examples=None):
 def write_outputs(results, speed, info, md_path, json_path):
     os.makedirs(os.path.dirname(json_path), exist_ok=True)
     os.makedirs(os.path.dirname(md_path), exist_ok=True)
-    with open(json_path, "w", encoding="utf-8") as f:
+    with open(json_path + ".tmp", "w", encoding="utf-8") as f:
         json.dump({"machine": info, "accuracy": results, "throughput": speed}, f, indent=2)
+    os.replace(json_path + ".tmp", json_path)  # a concurrent invocation never reads a half-written file
     lines = [
         "# Text classification benchmarks",
         "",
@@ -157,16 +163,18 @@ def write_outputs(results, speed, info, md_path, json_path):
         "Test accuracy (%) on the standard test split; MR is the mean of 10-fold cross-validation (± std over folds).",
         "Targets: Kim (2014) CNN-rand for MR/SST-2/SST-1/TREC; the keras-io 1D CNN for IMDB.",
         "",
-        "| model | dataset | accuracy | target | met | max epochs (early stopping, patience 3) | train time (s) | command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | dataset | accuracy | target | met | max epochs (early stopping, patience 3) | train time (s) | command | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         acc = f"{r['accuracy']:.2f}" + (f" ± {r['accuracy_std']:.2f}" if r.get("accuracy_std") else "")
         lines.append(
             f"| {r['model']} | {r['dataset']} | {acc} | {r['target']} | {'yes' if r['met'] else '**no**'} | "
-            f"{r['epochs']} | {r['train_seconds']} | `{r['command']}` |"
+            f"{r['epochs']} | {r['train_seconds']} | `{r['command']}` | {r.get('note', '')} |"
         )
-    missing = [f"{m} on {r}" for r in ROWS for m in MODELS if not any(x["row"] == r and x["model"] == m for x in results)]
+    missing = [
+        f"{m} on {r}" for r in ROWS for m in row_models(r) if not any(x["row"] == r and x["model"] == m for x in results)
+    ]
     if missing:
         lines += ["", "Not measured yet (CPU time ran out; rerun the command to add them): " + ", ".join(missing) + "."]
     if speed:
@@ -195,35 +203,44 @@ def write_outputs(results, speed, info, md_path, json_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated: " + ",".join(ROWS))
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default="", help="comma-separated subset of each row's models (default: all of them)")
     parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmark"))
     parser.add_argument("--set", action="append", default=[], help="config override for every row")
+    parser.add_argument("--note", default="", help="a remark stored with each row measured now (e.g. what ran beside it)")
     parser.add_argument("--throughput", default="textcnn:mr,bilstm_attention:mr", help="model:dataset pairs, or ''")
     parser.add_argument("--markdown", default=os.path.join("docs", "benchmarks.md"))
     parser.add_argument("--json", default=os.path.join("benchmarks", "results", "text_classification.json"))
     args = parser.parse_args(argv)
 
     info = machine()
-    # Rows measured by earlier invocations stay in the table (each invocation can run a few rows).
-    results, speed = [], []
-    if os.path.exists(args.json):
+    wanted = [m for m in args.models.split(",") if m]
+
+    def previous():
+        # Rows measured by earlier (or concurrent) invocations stay in the table: read back before every write.
+        if not os.path.exists(args.json):
+            return [], []
         with open(args.json, encoding="utf-8") as f:
-            previous = json.load(f)
-        results, speed = previous.get("accuracy", []), previous.get("throughput", [])
+            data = json.load(f)
+        return data.get("accuracy", []), data.get("throughput", [])
 
     def put(items, item, keys):
         items[:] = [i for i in items if any(i[k] != item[k] for k in keys)] + [item]
 
+    results, speed = previous()
     for row in [r for r in args.rows.split(",") if r]:
-        for model in [m for m in args.models.split(",") if m]:
-            put(results, run_row(model, row, args.runs_dir, args.set), ("model", "row"))
+        for model in [m for m in row_models(row) if not wanted or m in wanted]:
+            result = run_row(model, row, args.runs_dir, args.set, args.note)
+            results, speed = previous()
+            put(results, result, ("model", "row"))
             results.sort(key=lambda r: (list(ROWS).index(r["row"]), MODELS.index(r["model"])))
             write_outputs(results, speed, info, args.markdown, args.json)
     for pair in [p for p in args.throughput.split(",") if p]:
         model, dataset = pair.split(":")
-        put(speed, throughput(model, dataset), ("model", "dataset"))
+        measured = throughput(model, dataset)
+        results, speed = previous()
+        put(speed, measured, ("model", "dataset"))
         write_outputs(results, speed, info, args.markdown, args.json)
-    write_outputs(results, speed, info, args.markdown, args.json)  # also: re-render only (--rows '' --throughput '')
+    write_outputs(*previous(), info, args.markdown, args.json)  # also: re-render only (--rows '' --throughput '')
     return 0
 
 
