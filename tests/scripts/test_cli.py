@@ -69,6 +69,14 @@ def test_print_config_resolves_presets_and_flags(capsys):
     config = json.loads(out)
     assert code == 0 and config["train"]["epochs"] == 7 and config["train"]["batch_size"] == 64
     assert config["model"]["name"] == "fasttext"  # the preset's model for documents
+    # TREC keeps its case (Kim's preprocessing); the user's own choice still wins over the preset.
+    _, out, _ = run(capsys, "train", "text_classification", "--dataset", "trec", "--print-config")
+    assert json.loads(out)["data"]["lowercase"] is False
+    _, out, _ = run(capsys, "train", "text_classification", "--dataset", "mr", "--print-config")
+    assert json.loads(out)["data"]["lowercase"] is True
+    _, out, _ = run(capsys, "train", "text_classification", "--dataset", "trec", "--set", "data.lowercase=true",
+                    "--print-config")
+    assert json.loads(out)["data"]["lowercase"] is True
 
 
 def test_help_lists_subcommands(capsys):
