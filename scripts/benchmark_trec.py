@@ -121,6 +121,18 @@ def write_outputs(results, info, md_path, json_path):
             f"| {', '.join(f'{a:.1f}' for a in t['test_per_seed'])} | {t['validation_mean']:.2f} | "
             f"{t['best_epoch_mean']} | {t['train_seconds_mean']} |"
         )
+    baseline = {(r["model"], r["seed"]): r["test_accuracy"] for r in results if r["variant"] == "lowercased"}
+    paired = []
+    for t in table:
+        diffs = [r["test_accuracy"] - baseline[(r["model"], r["seed"])] for r in results
+                 if (r["model"], r["variant"]) == (t["model"], t["variant"]) and (r["model"], r["seed"]) in baseline]
+        if t["variant"] != "lowercased" and len(diffs) >= 2:
+            paired.append(f"- {t['model']} `{t['variant']}` − `lowercased`, same seeds ({len(diffs)}): "
+                          f"{statistics.fmean(diffs):+.2f} ± {statistics.stdev(diffs):.2f} points "
+                          f"(standard error {statistics.stdev(diffs) / len(diffs) ** 0.5:.2f}); per seed "
+                          + ", ".join(f"{d:+.1f}" for d in diffs))
+    if paired:
+        lines += ["", "Paired differences (the seed also draws the dev set, so compare seed by seed):", ""] + paired
     lines += ["", "Overrides of each variant (add `--set train.seed=N`):", ""]
     for name, (_, overrides) in VARIANTS.items():
         lines.append(f"- `{name}`: " + (" ".join(f"`--set {o}`" for o in overrides) or "none"))
