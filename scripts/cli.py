@@ -90,7 +90,8 @@ def _add_common_train_flags(p, card):
     )
     p.add_argument("--run-dir", help="where config, checkpoints, logs and metrics go (default: runs/TASK-MODEL-DATASET)")
     p.add_argument("--config", help="YAML or JSON file of config sections")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config values: --set model.dropout=0.3 train.epochs=5 (repeatable)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
@@ -176,8 +177,9 @@ def _configure_predict(p):
     p.add_argument("--server", help="TF-Serving REST URL, e.g. http://127.0.0.1:8501")
     p.add_argument("--signature", default="serving_default", help="e.g. generate, score (see the task's docs)")
     p.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE",
-        help="other signature inputs (e.g. max_length=300 temperature=0.8) or output options (top_words=3)",
+        "--set", action="extend", nargs="+", default=[], metavar="NAME=VALUE",
+        help="other signature inputs (e.g. --set max_length=300 temperature=0.8) or output options (top_words=3); "
+        "a value without '=' after --set is taken as one more input",
     )
     p.add_argument("--top-words", type=int, help="attention models: how many top-weighted words to show")
     p.set_defaults(func=_predict)
@@ -203,7 +205,9 @@ def _predict_options(args):
 def _predict(args):
     from keras_tasks.tasks import predict
 
-    inputs = list(args.inputs)
+    # `--set` takes every word after it, so an input written after the settings lands there: it has no '='.
+    inputs = list(args.inputs) + [item for item in args.set if "=" not in item]
+    args.set = [item for item in args.set if "=" in item]
     if args.input_file:
         with open(args.input_file, encoding="utf-8") as f:
             inputs += [line.rstrip("\n") for line in f if line.strip()]

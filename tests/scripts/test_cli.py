@@ -79,6 +79,25 @@ def test_print_config_resolves_presets_and_flags(capsys):
     assert json.loads(out)["data"]["lowercase"] is True
 
 
+def test_set_takes_several_values_as_the_docs_write_them(capsys, monkeypatch):
+    # train: `--set a=1 b=2` (the form the docs use) and repeated `--set` both apply every value.
+    _, out, _ = run(capsys, "train", "text_classification", "--dataset", "mr", "--set", "model.dropout=0.3",
+                    "train.epochs=4", "--set", "train.batch_size=8", "--print-config")
+    config = json.loads(out)
+    assert (config["model"]["dropout"], config["train"]["epochs"], config["train"]["batch_size"]) == (0.3, 4, 8)
+    # predict: the prompt before --set stays an input, the settings become signature inputs; a word without '='
+    # written after the settings is one more input, not a setting.
+    from keras_tasks.tasks import predict
+
+    calls = []
+    monkeypatch.setattr(predict, "predict", lambda model, inputs, signature, options: calls.append((inputs, dict(options))) or [])
+    monkeypatch.setattr(predict, "export_task_name", lambda model: "language_model")
+    monkeypatch.setattr(predict, "format_results", lambda *args: [])
+    assert run(capsys, "predict", "--model", "m", "ROMEO:", "--set", "max_length=300", "temperature=0.8")[0] == 0
+    assert run(capsys, "predict", "--model", "m", "--set", "max_length=300", "JULIET:", "--signature", "generate")[0] == 0
+    assert calls == [(["ROMEO:"], {"max_length": 300, "temperature": 0.8}), (["JULIET:"], {"max_length": 300})]
+
+
 def test_help_lists_subcommands(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
