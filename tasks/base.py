@@ -23,6 +23,7 @@ A task extends this path through hooks (callbacks, per-split metrics, an inferen
 distinct from the training model, tracked export resources), never with a loop of its own.
 """
 
+import contextlib
 import csv
 import dataclasses
 import importlib
@@ -33,6 +34,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 
 import keras
 
@@ -643,15 +645,16 @@ def _fit(task, splits, run_dir, mode, extra_callbacks, log=print, distribution=d
         callbacks.append(early_stopping)
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=validation_ds,
-        epochs=train_cfg.epochs,
-        steps_per_epoch=train_cfg.steps_per_epoch,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles
-        verbose=_verbosity(train_cfg),
-    )
+    with whole_passes() if not train_cfg.steps_per_epoch else contextlib.nullcontext():
+        history = model.fit(
+            train_ds,
+            validation_data=validation_ds,
+            epochs=train_cfg.epochs,
+            steps_per_epoch=train_cfg.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles
+            verbose=_verbosity(train_cfg),
+        )
     train_seconds = time.perf_counter() - start
     if any(not _finite(v) for v in history.history.get("loss", [])):
         raise FloatingPointError(f"training diverged (NaN loss); see {history_path}; lower train.learning_rate")
@@ -719,13 +722,27 @@ def _save_atomic(model, path):
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def whole_passes():
+    """Keras calls without a step count, each a whole pass over its dataset.
+
+    A dataset of unknown length (bucketed, filtered) ends a pass by running out, and Keras warns "Your input ran
+    out of data" each time. Inside this block that is how a pass ends, so the warning is dropped; a call given
+    more steps than the data holds (`train.steps_per_epoch`) stays outside it and keeps the warning.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        yield
+
+
 def evaluate_model(task, model, splits, run_dir):
     """`model.evaluate` plus `task.evaluate_split` on the validation and test splits."""
     results = {}
     for split in ("validation", "test"):
         dataset = task.make_dataset(splits, split, training=False)
         reset_states(model)
-        values = model.evaluate(dataset, verbose=0, return_dict=True)
+        with whole_passes():
+            values = model.evaluate(dataset, verbose=0, return_dict=True)
         reset_states(model)
         values.update(task.evaluate_split(model, splits, split))
         results[split] = {k: round(float(v), 6) for k, v in values.items()}

@@ -32,7 +32,7 @@ from keras_tasks.pipelines import tokenizers
 from keras_tasks.pipelines.batching import stream_batches
 from keras_tasks.pipelines.errors import ConfigError
 from keras_tasks.tasks import lm_models
-from keras_tasks.tasks.base import Task, register_task
+from keras_tasks.tasks.base import Task, register_task, reset_states, whole_passes
 from keras_tasks.tasks.config import DataConfig, TrainConfig
 from keras_tasks.tasks.metrics import Perplexity
 
@@ -221,10 +221,9 @@ class LanguageModelTask(Task):
         """Scores the extra texts a corpus names (Tiny Shakespeare: nanoGPT's whole validation text)."""
         results = {}
         for name in getattr(splits, "extra", {}) or {}:
-            from keras_tasks.tasks.base import reset_states
-
             reset_states(model)
-            values = model.evaluate(self.make_dataset(splits, name, training=False), verbose=0, return_dict=True)
+            with whole_passes():
+                values = model.evaluate(self.make_dataset(splits, name, training=False), verbose=0, return_dict=True)
             reset_states(model)
             results[name] = {k: round(float(v), 6) for k, v in values.items()}
         return results

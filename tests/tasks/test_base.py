@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -168,6 +169,24 @@ def test_history_logs_the_rate_each_epoch_ran_at(tmp_path):
                            "train.epochs": 3, "train.learning_rate": 0.08})
     base.train("toy_spine", config, run_dir, log=quiet)
     assert [float(row["learning_rate"]) for row in history(run_dir)] == pytest.approx([0.08, 0.04, 0.02])
+
+
+def test_a_dataset_of_unknown_length_trains_without_a_false_ran_out_of_data_warning(tmp_path):
+    ToyTask.unknown_length = True
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            base.train("toy_spine", toy_config(**{"train.epochs": 2}), str(tmp_path / "run"), log=quiet)
+        assert len(history(str(tmp_path / "run"))) == 2
+        assert not [w for w in caught if "ran out of data" in str(w.message)]
+        # Asking for more steps than the data has is still warned about.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            base.train("toy_spine", toy_config(**{"train.epochs": 1, "train.steps_per_epoch": 1000}),
+                       str(tmp_path / "run_steps"), log=quiet)
+        assert [w for w in caught if "ran out of data" in str(w.message)]
+    finally:
+        ToyTask.unknown_length = False
 
 
 def test_plateau_schedule_lowers_the_rate(tmp_path):
