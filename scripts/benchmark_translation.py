@@ -14,6 +14,7 @@ docs/benchmarks_translation.md is rendered from that file):
 """
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -74,6 +75,11 @@ def render(results):
             f"Validation (greedy): BLEU {quality['metrics']['validation'].get('bleu', float('nan')):.2f}, "
             f"chrF {quality['metrics']['validation'].get('chrf', float('nan')):.2f}.", "",
         ]
+        if quality.get("per_epoch"):
+            lines += ["| epoch | validation BLEU (greedy) | learning rate | seconds |", "|---|---|---|---|"]
+            lines += [f"| {i} | {e['validation_bleu']:.2f} | {e['learning_rate']:.2g} | {e['seconds']:.0f} |"
+                      for i, e in enumerate(quality["per_epoch"], 1)]
+            lines.append("")
         if quality.get("note"):
             lines += [quality["note"], ""]
     speed = rows.get("endpoint_speed")
@@ -94,9 +100,13 @@ def train(args, results):
     config = base.resolve_config("translation", flags, overrides=args.set)
     run_dir = os.path.join(args.out, "multi30k_de_en")
     metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
+    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
+        history = list(csv.DictReader(f))
     results["rows"]["multi30k_de_en"] = {
         "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
         "note": args.note,
+        "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
+                       "seconds": round(float(h["epoch_seconds"]), 1)} for h in history if h.get("val_bleu")],
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
             ["--minutes", str(args.minutes)] + (["--set", *args.set] if args.set else [])),
     }
