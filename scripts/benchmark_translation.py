@@ -56,11 +56,11 @@ def render(results):
     rows = results["rows"]
     lines = ["# Translation benchmark", "", "Written by `scripts/benchmark_translation.py` from "
              "`benchmarks/results/translation.json`; every figure was measured on the machine named with it.", ""]
-    quality = rows.get("multi30k_de_en")
-    if quality:
+    for name in sorted(key for key in rows if key.startswith("multi30k_de_en")):
+        quality = rows[name]
         test = quality["metrics"]["test"]
         lines += [
-            "## Multi30k de→en, test_2016_flickr (sacreBLEU, detokenised, cased)", "",
+            f"## Multi30k de→en, test_2016_flickr (sacreBLEU, detokenised, cased): `{name}`", "",
             f"Machine: {quality['machine']}. Command: `{quality['command']}`.", "",
             f"Training: {quality['metrics']['training'].get('epochs_run')} epoch(s) in "
             f"{quality['metrics']['training'].get('train_seconds')} s (budget {quality['minutes']} min); "
@@ -98,17 +98,18 @@ def train(args, results):
 
     flags = {"data.dataset": "multi30k", "data.data_dir": args.data_dir, "data.source": "de", "data.target": "en"}
     config = base.resolve_config("translation", flags, overrides=args.set)
-    run_dir = os.path.join(args.out, "multi30k_de_en")
+    run_dir = os.path.join(args.out, args.row)
     metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
     with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
         history = list(csv.DictReader(f))
-    results["rows"]["multi30k_de_en"] = {
+    results["rows"][args.row] = {
         "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
         "note": args.note,
         "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
                        "seconds": round(float(h["epoch_seconds"]), 1)} for h in history if h.get("val_bleu")],
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
-            ["--minutes", str(args.minutes)] + (["--set", *args.set] if args.set else [])),
+            ["--minutes", str(args.minutes)] + (["--row", args.row] if args.row != "multi30k_de_en" else [])
+            + (["--set", *args.set] if args.set else [])),
     }
     save(results)
     return run_dir
@@ -151,9 +152,13 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. model.attention=luong")
     parser.add_argument("--note", help="a sentence for the results page (e.g. how the run was interrupted)")
     parser.add_argument("--only", choices=("train", "speed"), help="one stage (speed: of an existing run)")
+    parser.add_argument("--row", default="multi30k_de_en",
+                        help="result row and run directory name (multi30k_de_en or multi30k_de_en_SUFFIX)")
     args = parser.parse_args(argv)
     results = load_results()
-    run_dir = os.path.join(args.out, "multi30k_de_en")
+    if not args.row.startswith("multi30k_de_en"):
+        parser.error("--row must start with multi30k_de_en")
+    run_dir = os.path.join(args.out, args.row)
     if args.only != "speed":
         run_dir = train(args, results)
     if args.only != "train":
