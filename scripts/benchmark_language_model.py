@@ -18,7 +18,6 @@ docs/benchmarks_language_model.md is rendered from that file):
 """
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ import time
 
 import numpy as np
 
-from keras_tasks.scripts.benchmark_rows import RowsFile
+from keras_tasks.scripts.benchmark_rows import RowsFile, history
 
 RESULTS = os.path.join("benchmarks", "results", "language_model.json")
 DOC = os.path.join("docs", "benchmarks_language_model.md")
@@ -256,8 +255,7 @@ def ptb(args, name, overrides):
 
 def validation_per_epoch(run_dir):
     """Validation perplexity after each epoch, from the run's history.csv."""
-    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
-        return [round(float(row["val_perplexity"]), 1) for row in csv.DictReader(f)]
+    return [round(float(row["val_perplexity"]), 1) for row in history(run_dir)]
 
 
 def main(argv=None):

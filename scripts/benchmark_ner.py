@@ -75,13 +75,9 @@ def run_row(name, runs_dir, data_dir, epochs, overrides):
 
 
 def _epoch_seconds(run_dir):
-    import csv
+    from keras_tasks.scripts.benchmark_rows import history
 
-    path = os.path.join(run_dir, "history.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return [round(float(row["epoch_seconds"]), 1) for row in csv.DictReader(f) if row.get("epoch_seconds")]
+    return [round(float(row["epoch_seconds"]), 1) for row in history(run_dir) if row.get("epoch_seconds")]
 
 
 def step_timing(data_dir, steps=40, rounds=3, overrides=()):

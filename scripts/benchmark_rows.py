@@ -1,5 +1,6 @@
 """What every benchmark script shares: a JSON file of named result rows, kept as each row is measured."""
 
+import csv
 import json
 import os
 import platform
@@ -8,6 +9,15 @@ import time
 
 def machine():
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+
+
+def history(run_dir):
+    """The rows of a run's history.csv (one dict of strings per finished epoch, every attempt); [] before any."""
+    path = os.path.join(run_dir, "history.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 class RowsFile:

@@ -14,7 +14,6 @@ docs/benchmarks_translation.md is rendered from that file):
 """
 
 import argparse
-import csv
 import json
 import os
 import time
@@ -22,6 +21,7 @@ import time
 import numpy as np
 
 from keras_tasks.scripts.benchmark_language_model import TimeBudget
+from keras_tasks.scripts.benchmark_rows import history
 
 
 def machine():
@@ -90,6 +90,8 @@ def render(results):
         for name in ("greedy", "beam5"):
             lines.append(f"| {name} | {speed[name]['1']:.1f} | {speed[name]['32']:.1f} |")
         lines.append("")
+        if speed.get("note"):
+            lines += [speed["note"], ""]
     return "\n".join(lines)
 
 
@@ -100,13 +102,12 @@ def train(args, results):
     config = base.resolve_config("translation", flags, overrides=args.set)
     run_dir = os.path.join(args.out, args.row)
     metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
-    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
-        history = list(csv.DictReader(f))
+    epochs = history(run_dir)
     results["rows"][args.row] = {
         "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
         "note": args.note,
         "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
-                       "seconds": round(float(h["epoch_seconds"]), 1)} for h in history if h.get("val_bleu")],
+                       "seconds": round(float(h["epoch_seconds"]), 1)} for h in epochs if h.get("val_bleu")],
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
             ["--minutes", str(args.minutes)] + (["--row", args.row] if args.row != "multi30k_de_en" else [])
             + (["--set", *args.set] if args.set else [])),

@@ -10,10 +10,11 @@ question is 0.2 points: differences under a point need several seeds to mean any
 """
 
 import argparse
-import csv
 import json
 import os
 import statistics
+
+from keras_tasks.scripts.benchmark_rows import history
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -39,9 +40,7 @@ VARIANTS = {
 
 def best_epoch(run_dir):
     """The epoch (1-based) with the best validation accuracy, from the run's history.csv."""
-    path = os.path.join(run_dir, "history.csv")
-    with open(path, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = history(run_dir)
     scores = [float(r["val_accuracy"]) for r in rows]
     return 1 + scores.index(max(scores)), len(rows)
 
