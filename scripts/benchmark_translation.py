@@ -43,11 +43,15 @@ def load_results():
     return {"rows": {}}
 
 
-def save(results):
+def save_row(name, row):
+    """Re-read the results and set one row, so runs of different rows in parallel keep each other's rows."""
+    results = load_results()
+    results["rows"][name] = row
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w", encoding="utf-8") as f:
+    with open(RESULTS + ".tmp", "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2, sort_keys=True)
         f.write("\n")
+    os.replace(RESULTS + ".tmp", RESULTS)
     with open(DOC, "w", encoding="utf-8") as f:
         f.write(render(results))
 
@@ -95,7 +99,7 @@ def render(results):
     return "\n".join(lines)
 
 
-def train(args, results):
+def train(args):
     from keras_tasks.tasks import base
 
     flags = {"data.dataset": "multi30k", "data.data_dir": args.data_dir, "data.source": "de", "data.target": "en"}
@@ -103,7 +107,7 @@ def train(args, results):
     run_dir = os.path.join(args.out, args.row)
     metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
     epochs = history(run_dir)
-    results["rows"][args.row] = {
+    save_row(args.row, {
         "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
         "note": args.note,
         "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
@@ -111,12 +115,11 @@ def train(args, results):
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
             ["--minutes", str(args.minutes)] + (["--row", args.row] if args.row != "multi30k_de_en" else [])
             + (["--set", *args.set] if args.set else [])),
-    }
-    save(results)
+    })
     return run_dir
 
 
-def speed(args, results, run_dir):
+def speed(args, run_dir):
     import tensorflow as tf
 
     from keras_tasks.pipelines import parallel
@@ -140,8 +143,7 @@ def speed(args, results, run_dir):
                 call(sources[i:i + batch])
             row[name][str(batch)] = round(len(sources) / (time.perf_counter() - start), 2)
             print(name, batch, row[name][str(batch)], flush=True)
-    results["rows"]["endpoint_speed"] = row
-    save(results)
+    save_row("endpoint_speed", row)
 
 
 def main(argv=None):
@@ -156,14 +158,13 @@ def main(argv=None):
     parser.add_argument("--row", default="multi30k_de_en",
                         help="result row and run directory name (multi30k_de_en or multi30k_de_en_SUFFIX)")
     args = parser.parse_args(argv)
-    results = load_results()
     if not args.row.startswith("multi30k_de_en"):
         parser.error("--row must start with multi30k_de_en")
     run_dir = os.path.join(args.out, args.row)
     if args.only != "speed":
-        run_dir = train(args, results)
+        run_dir = train(args)
     if args.only != "train":
-        speed(args, results, run_dir)
+        speed(args, run_dir)
     return 0
 
 
