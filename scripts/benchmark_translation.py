@@ -1,7 +1,7 @@
 """Translation benchmark: Multi30k de->en sacreBLEU (greedy and beam) and the exported endpoint's speed on CPU.
 
-    python -m keras_tasks.scripts.benchmark_translation --data-dir $KERAS_TASKS_DATA --out runs/benchmark_translation \
-        --minutes 28 --set model.attention=luong model.decoder_dim=256 model.hidden_dim=128
+    python -m keras_tasks.scripts.benchmark_translation --data-dir $KERAS_TASKS_DATA --minutes 80 \
+        --row multi30k_de_en_default --set train.epochs=30
 
 Stages (results are kept in benchmarks/results/translation.json as soon as they are measured, and
 docs/benchmarks_translation.md is rendered from that file):
@@ -60,7 +60,15 @@ def render(results):
     rows = results["rows"]
     lines = ["# Translation benchmark", "", "Written by `scripts/benchmark_translation.py` from "
              "`benchmarks/results/translation.json`; every figure was measured on the machine named with it.", ""]
-    for name in sorted(key for key in rows if key.startswith("multi30k_de_en")):
+    names = sorted(key for key in rows if key.startswith("multi30k_de_en"))
+    if names:
+        lines += ["| row | config overrides | epochs | greedy BLEU | beam 5 BLEU |", "|---|---|---|---|---|"]
+        lines += [f"| `{name}` | {' '.join(rows[name]['overrides']) or '(defaults)'} | "
+                  f"{rows[name]['metrics']['training'].get('epochs_run')} | {rows[name]['metrics']['test']['bleu']:.2f} | "
+                  f"{rows[name]['metrics']['test']['bleu_beam']:.2f} |" for name in names]
+        lines += ["", f"Targets on a CPU: greedy ≥ {TARGETS['bleu']}, beam 5 ≥ {TARGETS['bleu_beam']}. Overrides are "
+                  "relative to the task's defaults when the row ran; each row's note says which defaults changed.", ""]
+    for name in names:
         quality = rows[name]
         test = quality["metrics"]["test"]
         lines += [
@@ -90,7 +98,8 @@ def render(results):
     if speed:
         lines += ["## Exported `translate` endpoint on CPU (sentences per second)", "",
                   f"Machine: {speed['machine']}; {speed['sentences']} test_2016_flickr sources per setting, "
-                  "after one warm-up call.", "", "| decoding | batch 1 | batch 32 |", "|---|---|---|"]
+                  "after one warm-up call" + (f"; the export of `{speed['run']}`" if speed.get("run") else "") + ".",
+                  "", "| decoding | batch 1 | batch 32 |", "|---|---|---|"]
         for name in ("greedy", "beam5"):
             lines.append(f"| {name} | {speed[name]['1']:.1f} | {speed[name]['32']:.1f} |")
         lines.append("")
@@ -113,7 +122,8 @@ def train(args):
         "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
                        "seconds": round(float(h["epoch_seconds"]), 1)} for h in epochs if h.get("val_bleu")],
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
-            ["--minutes", str(args.minutes)] + (["--row", args.row] if args.row != "multi30k_de_en" else [])
+            ["--minutes", str(args.minutes)] + (["--threads", str(args.threads)] if args.threads else [])
+            + (["--row", args.row] if args.row != "multi30k_de_en" else [])
             + (["--set", *args.set] if args.set else [])),
     })
     return run_dir
@@ -128,7 +138,7 @@ def speed(args, run_dir):
     path = base.export(run_dir, "de_en", base_dir=os.path.join(args.out, "saved_models"))
     translate = predict.load(path).signatures["translate"]
     sources = parallel.load_parallel("multi30k", "de", "en", data_dir=args.data_dir).sources("test")[: args.sentences]
-    row = {"machine": machine(), "sentences": len(sources)}
+    row = {"machine": machine(), "sentences": len(sources), "run": args.row, "note": args.note}
     for name, beam in (("greedy", 1), ("beam5", 5)):
         row[name] = {}
         for batch in (1, 32):
@@ -155,11 +165,19 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. model.attention=luong")
     parser.add_argument("--note", help="a sentence for the results page (e.g. how the run was interrupted)")
     parser.add_argument("--only", choices=("train", "speed"), help="one stage (speed: of an existing run)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow threads (intra- and inter-op; 0: TensorFlow's default). Two rows trained "
+                             "side by side with 1 thread each take about one core each, instead of contending")
     parser.add_argument("--row", default="multi30k_de_en",
                         help="result row and run directory name (multi30k_de_en or multi30k_de_en_SUFFIX)")
     args = parser.parse_args(argv)
     if not args.row.startswith("multi30k_de_en"):
         parser.error("--row must start with multi30k_de_en")
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     run_dir = os.path.join(args.out, args.row)
     if args.only != "speed":
         run_dir = train(args)

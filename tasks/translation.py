@@ -69,7 +69,7 @@ class TranslationModelConfig:
     decoder_dim: int = 512  # decoder units and attentional output size
     attention_dim: int = 256  # bahdanau: size of the scoring layer
     input_feeding: bool = False  # feed the previous attentional output into the next step (Luong et al.)
-    dropout: float = 0.1  # on embeddings and the attentional output
+    dropout: float = 0.2  # on embeddings and the attentional output
     beam_size: int = 5  # evaluation and the export's default
     length_penalty: float = 0.6  # GNMT alpha, evaluation and the export's default
 
