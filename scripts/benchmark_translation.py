@@ -166,8 +166,9 @@ def main(argv=None):
     parser.add_argument("--note", help="a sentence for the results page (e.g. how the run was interrupted)")
     parser.add_argument("--only", choices=("train", "speed"), help="one stage (speed: of an existing run)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="TensorFlow threads (intra- and inter-op; 0: TensorFlow's default). Two rows trained "
-                             "side by side with 1 thread each take about one core each, instead of contending")
+                        help="TensorFlow threads (intra- and inter-op; 0: TensorFlow's default). On the 2-core "
+                             "machine, 1 thread each keeps two rows side by side from oversubscribing the cores, but "
+                             "each still ran about 1.5x slower than one row alone at the default")
     parser.add_argument("--row", default="multi30k_de_en",
                         help="result row and run directory name (multi30k_de_en or multi30k_de_en_SUFFIX)")
     args = parser.parse_args(argv)
