@@ -122,7 +122,8 @@ def train(args):
         "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
                        "seconds": round(float(h["epoch_seconds"]), 1)} for h in epochs if h.get("val_bleu")],
         "command": "python -m keras_tasks.scripts.benchmark_translation " + " ".join(
-            ["--minutes", str(args.minutes)] + (["--threads", str(args.threads)] if args.threads else [])
+            ["--minutes", str(args.minutes)] + (["--only", "train"] if args.only == "train" else [])
+            + (["--threads", str(args.threads)] if args.threads else [])
             + (["--row", args.row] if args.row != "multi30k_de_en" else [])
             + (["--set", *args.set] if args.set else [])),
     })
