@@ -14,20 +14,13 @@ docs/benchmarks_translation.md is rendered from that file):
 """
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
 
 from keras_tasks.scripts.benchmark_language_model import TimeBudget
-from keras_tasks.scripts.benchmark_rows import history
-
-
-def machine():
-    import platform
-
-    return f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}"
+from keras_tasks.scripts.benchmark_rows import RowsFile, history
 
 RESULTS = os.path.join("benchmarks", "results", "translation.json")
 DOC = os.path.join("docs", "benchmarks_translation.md")
@@ -36,24 +29,13 @@ DOC = os.path.join("docs", "benchmarks_translation.md")
 TARGETS = {"bleu": 28.3, "bleu_beam": 30.0}
 
 
-def load_results():
-    if os.path.exists(RESULTS):
-        with open(RESULTS, encoding="utf-8") as f:
-            return json.load(f)
-    return {"rows": {}}
-
-
-def save_row(name, row):
-    """Re-read the results and set one row, so runs of different rows in parallel keep each other's rows."""
-    results = load_results()
-    results["rows"][name] = row
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(RESULTS + ".tmp", RESULTS)
+def write_doc(results):
     with open(DOC, "w", encoding="utf-8") as f:
         f.write(render(results))
+
+
+# Re-read before each row is written, so rows trained side by side keep each other's figures.
+ROWS = RowsFile(RESULTS, write_doc)
 
 
 def render(results):
@@ -116,8 +98,8 @@ def train(args):
     run_dir = os.path.join(args.out, args.row)
     metrics = base.train("translation", config, run_dir, callbacks=[TimeBudget(args.minutes * 60)])
     epochs = history(run_dir)
-    save_row(args.row, {
-        "machine": machine(), "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
+    ROWS.save_row(args.row, {
+        "minutes": args.minutes, "overrides": list(args.set), "metrics": metrics,
         "note": args.note,
         "per_epoch": [{"validation_bleu": round(float(h["val_bleu"]), 2), "learning_rate": float(h["learning_rate"]),
                        "seconds": round(float(h["epoch_seconds"]), 1)} for h in epochs if h.get("val_bleu")],
@@ -139,7 +121,7 @@ def speed(args, run_dir):
     path = base.export(run_dir, "de_en", base_dir=os.path.join(args.out, "saved_models"))
     translate = predict.load(path).signatures["translate"]
     sources = parallel.load_parallel("multi30k", "de", "en", data_dir=args.data_dir).sources("test")[: args.sentences]
-    row = {"machine": machine(), "sentences": len(sources), "run": args.row, "note": args.note}
+    row = {"sentences": len(sources), "run": args.row, "note": args.note}
     for name, beam in (("greedy", 1), ("beam5", 5)):
         row[name] = {}
         for batch in (1, 32):
@@ -154,7 +136,7 @@ def speed(args, run_dir):
                 call(sources[i:i + batch])
             row[name][str(batch)] = round(len(sources) / (time.perf_counter() - start), 2)
             print(name, batch, row[name][str(batch)], flush=True)
-    save_row("endpoint_speed", row)
+    ROWS.save_row("endpoint_speed", row)
 
 
 def main(argv=None):
