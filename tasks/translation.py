@@ -50,8 +50,9 @@ class TranslationDataConfig(DataConfig):
     test_fraction: float = 0.05  # held out of train when the data has no test split
     subword_model: str = "unigram"  # SentencePiece: unigram | bpe
     # SentencePiece pieces (joint: shared by both languages; else per language). Sized for Multi30k's 29k pairs: the
-    # old defaults (8000 pieces, dropout 0.3, Adam 2e-3, batch 64) reached validation BLEU 2.0 after 2 epochs, these
-    # (2000, 0.1, 3e-3, 32) 14.9 (docs/benchmarks_translation.md). Raise it for corpora of hundreds of thousands of pairs.
+    # old settings (8000 pieces, dropout 0.3, Adam 2e-3, batch 64) reached validation BLEU 2.0 after 2 epochs of Luong
+    # 256/256, 2000 pieces with dropout 0.1, Adam 3e-3, batch 32 reached 14.9 (docs/benchmarks_translation.md; dropout
+    # is 0.2 since the default model's row). Raise it for corpora of hundreds of thousands of pairs.
     vocabulary_size: int = 2000
     joint_vocabulary: bool = True  # one SentencePiece model for both languages
     lowercase: bool = False  # lower-case both sides (BLEU is then case-insensitive)
