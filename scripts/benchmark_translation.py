@@ -151,7 +151,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow threads (intra- and inter-op; 0: TensorFlow's default). On the 2-core "
                              "machine, 1 thread each keeps two rows side by side from oversubscribing the cores, but "
-                             "each still ran about 1.5x slower than one row alone at the default")
+                             "each still ran 1.5 to 1.8x slower an epoch than one row alone at the default")
     parser.add_argument("--row", default="multi30k_de_en",
                         help="result row and run directory name (multi30k_de_en or multi30k_de_en_SUFFIX)")
     args = parser.parse_args(argv)
